@@ -1,0 +1,84 @@
+"""create_app(settings): wiring only — routers, handlers, middleware, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+
+from trunkline import __version__
+from trunkline.config import Settings
+from trunkline.errors import TelnyxError
+from trunkline.http import envelope, handlers, openapi
+from trunkline.http.auth import Authenticator
+from trunkline.http.middleware import BodyLimit, RequestContext
+from trunkline.http.routes import connections, ips
+from trunkline.store import ids
+from trunkline.store.db import Database, DatabaseUnavailable
+
+API_PREFIX = "/v2"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    ids.configure(settings.node_id)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        app.state.db = db
+        app.state.auth = Authenticator(db, ttl=settings.key_cache_seconds)
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="trunkline",
+        version=__version__,
+        description="A Telnyx-compatible SIP trunking control plane: the Telnyx v2 SIP connection API.",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    handlers.install(app)
+    for router in [*connections.routers, ips.router]:
+        app.include_router(
+            router,
+            prefix=API_PREFIX,
+            responses={
+                status: {"model": envelope.Errors} for status in (400, 401, 403, 404, 413, 415, 422, 429)
+            },
+        )
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(openapi.build(app))
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="trunkline API")
+
+    @app.get("/health", tags=["Operations"], summary="The process is up")
+    async def health() -> envelope.JsonBytes:
+        return envelope.JsonBytes(b'{"status":"ok"}')
+
+    @app.get("/ready", tags=["Operations"], summary="The database answers")
+    async def ready(request: Request) -> envelope.JsonBytes:
+        try:
+            await request.app.state.db.ping()
+        except DatabaseUnavailable as exc:
+            err = TelnyxError("The database is not reachable: " + str(exc).splitlines()[0])
+            err.status = 503
+            return envelope.errors([err], 503)
+        return envelope.JsonBytes(b'{"status":"ready"}')
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, log=settings.access_log)
+    return app

@@ -1,0 +1,21 @@
+"""The `trunkline` command."""
+
+from __future__ import annotations
+
+import typer
+
+from trunkline.cli import db, keys, serve
+
+app = typer.Typer(
+    name="trunkline",
+    help="A Telnyx-compatible SIP trunking control plane.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,65 @@
+"""`trunkline serve`: the API server."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+from typing import Annotated
+
+import typer
+
+from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
+from trunkline.resources import api_keys
+from trunkline.store import migrate
+
+
+def configure_logging(level: str) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"()": "trunkline.http.middleware.JsonLogFormatter"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+            "root": {"handlers": ["stderr"], "level": level.upper()},
+            "loggers": {"uvicorn.access": {"level": "WARNING"}},
+        }
+    )
+
+
+def serve(
+    host: Annotated[str, typer.Option(envvar="TRUNKLINE_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TRUNKLINE_PORT")] = 8080,
+    database_url: DatabaseUrl = DEFAULT_URL,
+    workers: Annotated[int, typer.Option(envvar="TRUNKLINE_WORKERS", min=1)] = 1,
+    log_level: Annotated[str, typer.Option(envvar="TRUNKLINE_LOG_LEVEL")] = "info",
+) -> None:
+    """Run the API on HOST:PORT, applying database migrations first."""
+    import uvicorn
+
+    configure_logging(log_level)
+    log = logging.getLogger("trunkline")
+    migrate.upgrade(database_url)
+    if not run_in_transaction(database_url, api_keys.any_exist):
+        log.warning(
+            "no API keys yet: create one with `trunkline keys create --user-id <account> --database-url %s`",
+            migrate.redact(database_url),
+        )
+    # Worker processes build their settings from the environment.
+    os.environ["TRUNKLINE_DATABASE_URL"] = database_url
+    os.environ["TRUNKLINE_LOG_LEVEL"] = log_level
+    log.info("serving the Telnyx v2 API on http://%s:%d/v2 (docs at /v2/docs)", host, port)
+    uvicorn.run(
+        "trunkline.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )

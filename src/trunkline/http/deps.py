@@ -1,0 +1,86 @@
+"""Dependencies every route uses: the transaction, the caller, the JSON body, the page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Query, Request
+
+from trunkline.config import Settings
+from trunkline.errors import AuthenticationFailed, BadRequest, NotAuthorized, UnsupportedMediaType
+from trunkline.resources.api_keys import Principal
+from trunkline.store.db import Conn, Database
+from trunkline.store.paging import Page
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+async def get_caller(request: Request) -> Principal:
+    """The account the request acts for; read-only keys may only read."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthenticationFailed()
+    principal = await request.app.state.auth.authenticate(key.strip())
+    if principal is None:
+        raise AuthenticationFailed()
+    request.state.key_id = principal.key_id
+    if principal.read_only and request.method not in SAFE_METHODS:
+        raise NotAuthorized("This API key is read-only; use a key with write access to change resources.")
+    return principal
+
+
+async def get_conn(
+    request: Request, _caller: Annotated[Principal, Depends(get_caller)]
+) -> AsyncIterator[Conn]:
+    """One transaction per request, committed before the response is sent."""
+    db: Database = request.app.state.db
+    async with db.transaction(write=request.method not in SAFE_METHODS) as conn:
+        yield conn
+
+
+async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_caller)]) -> dict[str, Any]:
+    """The JSON object a request carries; an empty body is an empty object (the SDK sends none on DELETE)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content type '{ctype}' is not supported; send application/json.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def page_of(default_size: int) -> Callable[..., Page]:
+    """A `page[number]` / `page[size]` dependency with this list's default size (reference §1.5)."""
+
+    def dependency(
+        number: Annotated[int, Query(alias="page[number]", ge=1, description="Page number, from 1.")] = 1,
+        size: Annotated[
+            int, Query(alias="page[size]", ge=1, le=250, description="Results per page (1-250).")
+        ] = default_size,
+    ) -> Page:
+        return Page(number=number, size=size)
+
+    return dependency
+
+
+Caller = Annotated[Principal, Depends(get_caller)]
+Db = Annotated[Conn, Depends(get_conn, scope="function")]
+Body = Annotated[dict[str, Any], Depends(get_body)]
+AppSettings = Annotated[Settings, Depends(get_settings)]

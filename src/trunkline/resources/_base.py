@@ -1,0 +1,149 @@
+"""The base of every Telnyx model, shared field types, and how validation failures become Telnyx errors."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
+
+from trunkline.errors import InvalidParameter, TelnyxError, TelnyxErrors, pointer_from_loc
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class TelnyxModel(BaseModel):
+    """Request models: unknown keys are ignored (as Telnyx does); types are not coerced."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+
+
+class RecordModel(BaseModel):
+    """Response models: documented in our OpenAPI, never used to validate what we send."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _check_hostname(value: str) -> str:
+    name = value[:-1] if value.endswith(".") else value
+    if not name or len(name) > 253:
+        raise ValueError("must be a hostname of 1 to 253 characters")
+    label = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+    if not all(label.match(part) for part in name.split(".")):
+        raise ValueError("must be a valid hostname (letters, digits and hyphens between dots)")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return value
+    raise ValueError("must be a hostname, not an IP address")
+
+
+def _check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
+
+
+def _check_url(value: str) -> str:
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*$", value):
+        raise ValueError("must be an absolute URL with a scheme, such as https://example.com/webhooks")
+    if len(value) > 2000:
+        raise ValueError("must be at most 2000 characters")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_check_hostname)]
+IpAddress = Annotated[str, AfterValidator(_check_ip)]
+Url = Annotated[str, AfterValidator(_check_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=100)]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(p) for p in error["loc"]) or "body"
+    if error["type"] == "missing":
+        return f"The '{field}' parameter is required."
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"Invalid '{field}': {msg}."
+
+
+def validation_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> TelnyxErrors:
+    """Every pydantic failure as a 422 entry whose pointer names the field."""
+    errors: list[TelnyxError] = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(err["loc"])
+        errors.append(InvalidParameter(_describe({**err, "loc": loc}), pointer=pointer_from_loc(loc)))
+    return TelnyxErrors(errors)
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate a request body, raising all its errors at once as Telnyx errors."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_errors(exc) from None
+
+
+def raise_all(errors: list[TelnyxError]) -> None:
+    """Raise the rule violations a request collected, all together, if there are any."""
+    if errors:
+        raise TelnyxErrors(errors)
+
+
+def deep_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """PATCH semantics (reference §7 decision 7): absent keys keep their value, objects merge."""
+    out = dict(stored)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_partials: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def partial_model(model: type[M]) -> type[M]:
+    """The PATCH twin of a create model: every field optional, nested models partial too.
+
+    Defaults are dropped (an absent key must keep the stored value), but types and bounds stay, so an
+    explicit null on a field that is not nullable is still refused. Cross-field validators are left
+    out: they run on the merged record, where every field has its value.
+    """
+    if model in _partials:
+        return _partials[model]  # type: ignore[return-value]
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        new = copy.copy(info)
+        new.default = None
+        new.default_factory = None
+        new.annotation = _partial_annotation(info.annotation)
+        fields[name] = (new.annotation, new)
+    partial = create_model(  # type: ignore[call-overload]
+        f"{model.__name__}Update", __base__=TelnyxModel, __module__=model.__module__, **fields
+    )
+    partial.__doc__ = f"PATCH body for {model.__name__}: every field optional; nested objects merge."
+    _partials[model] = partial
+    return partial  # type: ignore[no-any-return]
+
+
+def _partial_annotation(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return partial_model(annotation)
+    origin = get_origin(annotation)
+    if origin is Union or str(origin) == "types.UnionType":
+        args = tuple(_partial_annotation(a) for a in get_args(annotation))
+        return Union[args]  # noqa: UP007
+    if origin is Annotated:
+        base, *meta = get_args(annotation)
+        return Annotated[(_partial_annotation(base), *meta)]  # type: ignore[return-value]
+    return annotation
+
+
+def field_info(model: type[BaseModel], name: str) -> FieldInfo:
+    return model.model_fields[name]

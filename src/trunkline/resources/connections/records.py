@@ -1,0 +1,58 @@
+"""Response shapes of connections, for our OpenAPI document (records are built from stored documents)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from trunkline.resources.connections.kinds import KINDS, KindSpec
+from trunkline.resources.connections.models import AnchorSite
+
+
+def _record_model(spec: KindSpec) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "id": (str, ...),
+        "record_type": (Literal[spec.record_type], ...),  # type: ignore[valid-type]
+        "created_at": (str, ...),
+        "updated_at": (str, ...),
+    }
+    if spec.has_credentials:
+        fields["user_name"] = (str, ...)
+        fields["password"] = (str, ...)
+    if spec.kind == "fqdn":
+        for name in (
+            "adjust_dtmf_timestamp",
+            "call_cost_enabled",
+            "ignore_dtmf_duration",
+            "ignore_mark_bit",
+            "rtp_pass_codecs_on_stream_change",
+            "send_normalized_timestamps",
+            "third_party_control_enabled",
+        ):
+            fields[name] = (bool | None, None)
+        fields.update(txt_name=(str | None, None), txt_value=(str | None, None), txt_ttl=(int | None, None))
+    name = spec.title.replace(" connection", "Connection").replace(" ", "")
+    model = create_model(name, __base__=spec.settings, __module__=__name__, **fields)
+    model.model_config = ConfigDict(**{**model.model_config, "strict": False, "extra": "allow"})
+    return model
+
+
+RECORDS: dict[str, type[BaseModel]] = {kind: _record_model(spec) for kind, spec in KINDS.items()}
+
+
+class Connection(BaseModel):
+    """A connection as `/connections` lists it, whatever its kind."""
+
+    id: str
+    record_type: Literal["credential_connection", "fqdn_connection", "ip_connection"]
+    active: bool
+    anchorsite_override: AnchorSite
+    connection_name: str | None = None
+    created_at: str
+    updated_at: str
+    outbound_voice_profile_id: str | None = None
+    tags: list[str]
+    webhook_api_version: Literal["1", "2"]
+    webhook_event_url: str | None = None
+    webhook_event_failover_url: str | None = None

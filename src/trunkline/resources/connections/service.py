@@ -1,0 +1,354 @@
+"""Operations on connections of every kind, and the rules that tie them to other resources."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import RowMapping
+
+from trunkline.errors import (
+    DuplicateResource,
+    InvalidParameter,
+    MissingAssociation,
+    ResourceNotFound,
+    TelnyxError,
+)
+from trunkline.resources._base import deep_merge, raise_all, validate
+from trunkline.resources.connections.kinds import BY_RECORD_TYPE, FQDN, KindSpec
+from trunkline.store import changes, ids
+from trunkline.store import connections as store
+from trunkline.store import fqdns as store_fqdns
+from trunkline.store import ips as store_ips
+from trunkline.store import outbound_voice_profiles as store_profiles
+from trunkline.store.db import Conn
+from trunkline.store.paging import Page, PageResult
+
+MASK = "********"
+# Fields of the type-agnostic `/connections` view (reference §3.2).
+SLIM_FIELDS = (
+    "id",
+    "record_type",
+    "active",
+    "anchorsite_override",
+    "connection_name",
+    "created_at",
+    "updated_at",
+    "tags",
+    "webhook_api_version",
+    "webhook_event_url",
+    "webhook_event_failover_url",
+)
+# Read-only fields of FQDN connections that Telnyx reports but lets nobody set (reference §2.1).
+FQDN_READ_ONLY = {
+    "adjust_dtmf_timestamp": False,
+    "call_cost_enabled": False,
+    "ignore_dtmf_duration": False,
+    "ignore_mark_bit": False,
+    "rtp_pass_codecs_on_stream_change": False,
+    "send_normalized_timestamps": False,
+    "third_party_control_enabled": False,
+    "txt_name": None,
+    "txt_value": None,
+    "txt_ttl": None,
+}
+
+
+def digests(user_name: str, realm: str, password: str) -> dict[str, str]:
+    """What SIP digest authentication needs, so the password itself is never stored (decision 12)."""
+    md5 = hashlib.md5
+    return {
+        "username": user_name,
+        "realm": realm,
+        "ha1": md5(f"{user_name}:{realm}:{password}".encode()).hexdigest(),
+        "ha1b": md5(f"{user_name}@{realm}:{realm}:{password}".encode()).hexdigest(),
+        "ha1_sha256": hashlib.sha256(f"{user_name}:{realm}:{password}".encode()).hexdigest(),
+    }
+
+
+async def find(conn: Conn, user_id: str, id: str) -> RowMapping | None:
+    """A connection of any kind in this account, or None."""
+    return await store.get(conn, user_id=user_id, id=id)
+
+
+async def get_document(conn: Conn, user_id: str, spec: KindSpec, id: str) -> str:
+    """The stored record as JSON text: the hot path serves it without parsing it."""
+    return (await _get_row(conn, user_id, spec, id))["document"]
+
+
+async def list_documents(
+    conn: Conn, user_id: str, spec: KindSpec | None, page: Page, filters: dict[str, Any], sort: str
+) -> tuple[list[str], PageResult]:
+    result = await store.list_(
+        conn,
+        user_id=user_id,
+        page=page,
+        kind=spec.kind if spec else None,
+        sort=sort,
+        name_contains=filters.get("connection_name_contains"),
+        outbound_voice_profile_id=filters.get("outbound_voice_profile_id"),
+        fqdn_equals=filters.get("fqdn"),
+    )
+    return [row["document"] for row in result.rows], result
+
+
+def slim(document: str) -> dict[str, Any]:
+    """A connection as `/connections` shows it, with the outbound voice profile id flattened."""
+    record = orjson.loads(document)
+    out = {key: record.get(key) for key in SLIM_FIELDS}
+    out["outbound_voice_profile_id"] = (record.get("outbound") or {}).get("outbound_voice_profile_id")
+    return out
+
+
+async def get_slim(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
+    """A connection of any kind as `/connections/{id}` shows it."""
+    row = await store.get(conn, user_id=user_id, id=id)
+    if row is None:
+        raise ResourceNotFound(f"Connection {id} not found.")
+    return slim(row["document"])
+
+
+async def create(
+    conn: Conn, user_id: str, spec: KindSpec, body: dict[str, Any], *, realm: str
+) -> dict[str, Any]:
+    body = {k: v for k, v in body.items() if k not in spec.create_drops}
+    raise_all(
+        [
+            InvalidParameter(
+                f"'{p.rsplit('/', 1)[1]}' can only be set by updating the connection.", pointer=p
+            )
+            for p in spec.create_forbids
+            if _has_pointer(body, p)
+        ]
+    )
+    data = validate(spec.create, body)
+    settings = data.model_dump(mode="json", exclude={"password"})
+    if settings.get("webhook_api_version") == "texml":
+        # The SDK's record type knows only "1" and "2"; TeXML applications receive version-2 webhooks.
+        settings["webhook_api_version"] = "2"
+    password: str | None = getattr(data, "password", None)
+    if spec.generated_credentials:
+        settings["user_name"], password = await _fresh_user_name(conn), secrets.token_urlsafe(18)
+    await _check_rules(conn, user_id, spec, settings, own_id=None)
+
+    stamp = ids.now()
+    record = {"id": ids.numeric_id(), "record_type": spec.record_type, **settings}
+    if spec.kind == "fqdn":
+        record.update(FQDN_READ_ONLY)
+    if spec.has_credentials:
+        record["password"] = MASK
+    record.update(created_at=stamp, updated_at=stamp)
+    await store.insert(
+        conn, id=record["id"], **_columns(record, user_id, spec), created_at=stamp, updated_at=stamp
+    )
+    if spec.has_credentials:
+        assert password is not None
+        await store.put_credential(
+            conn, connection_id=record["id"], **digests(record["user_name"], realm, password)
+        )
+    if spec is FQDN and settings.get("microsoft_teams_sbc"):
+        await _add_teams_fqdn(conn, user_id, record["id"], stamp)
+    await changes.bump(conn, changes.ACL)
+    return {**record, "password": password} if spec.has_credentials else record
+
+
+async def update(
+    conn: Conn, user_id: str, spec: KindSpec, id: str, body: dict[str, Any], *, realm: str
+) -> dict[str, Any]:
+    row = await _get_row(conn, user_id, spec, id)
+    body = {k: v for k, v in body.items() if k not in spec.update_drops}
+    patch = validate(spec.update, body).model_dump(mode="json", exclude_unset=True)
+    password = patch.pop("password", None) if spec.has_credentials else None
+    if spec.generated_credentials:
+        patch.pop("user_name", None)
+    stored = orjson.loads(row["document"])
+    merged = deep_merge(stored, patch)
+    if spec.endpoint is not None:
+        await _resolve_default_addresses(conn, spec, id, merged)
+    settings = validate(spec.settings, merged).model_dump(mode="json")
+    errors = await _rules(conn, user_id, spec, settings, own_id=id)
+    user_name_changed = spec.has_credentials and settings.get("user_name") != stored.get("user_name")
+    if user_name_changed and password is None:
+        # Digests bind the user name to the password; without the password they cannot be rebuilt.
+        errors.append(
+            InvalidParameter("Changing user_name requires the password as well.", pointer="/password")
+        )
+    raise_all(errors)
+
+    stamp = ids.now()
+    record = {**stored, **settings, "updated_at": stamp}
+    await store.update(conn, id=id, **_columns(record, user_id, spec), updated_at=stamp)
+    if password is not None:
+        await store.put_credential(conn, connection_id=id, **digests(record["user_name"], realm, password))
+    await changes.bump(conn, changes.ACL)
+    return {**record, "password": password} if password is not None else record
+
+
+async def delete(conn: Conn, user_id: str, spec: KindSpec, id: str) -> dict[str, Any]:
+    """Delete a connection with its IPs, FQDNs and credentials (decision 3: one transaction)."""
+    row = await _get_row(conn, user_id, spec, id)
+    await store.delete(conn, id=id)
+    await changes.bump(conn, changes.ACL)
+    return orjson.loads(row["document"])  # type: ignore[no-any-return]
+
+
+async def forget_endpoint(conn: Conn, connection_id: str, endpoint_id: str) -> None:
+    """Clear any `default_*_id` of a connection that points at an IP or FQDN leaving it (decision 3)."""
+    row = await store.get_any(conn, id=connection_id)
+    if row is None:
+        return
+    spec = BY_RECORD_TYPE[f"{row['kind']}_connection"]
+    record = orjson.loads(row["document"])
+    inbound = record.get("inbound") or {}
+    cleared = [f for f in spec.default_fields if inbound.get(f) == endpoint_id]
+    if cleared:
+        for field in cleared:
+            inbound[field] = None
+        record["updated_at"] = ids.now()
+        await store.update(conn, id=connection_id, document=_dump(record), updated_at=record["updated_at"])
+
+
+async def _get_row(conn: Conn, user_id: str, spec: KindSpec, id: str) -> RowMapping:
+    row = await store.get(conn, user_id=user_id, id=id, kind=spec.kind)
+    if row is None:
+        raise ResourceNotFound(f"{spec.title} {id} not found.")
+    return row
+
+
+async def _check_rules(
+    conn: Conn, user_id: str, spec: KindSpec, settings: dict[str, Any], own_id: str | None
+) -> None:
+    raise_all(await _rules(conn, user_id, spec, settings, own_id))
+
+
+async def _rules(
+    conn: Conn, user_id: str, spec: KindSpec, settings: dict[str, Any], own_id: str | None
+) -> list[TelnyxError]:
+    """Rules that need the database: references in the account, uniqueness across the server."""
+    errors: list[TelnyxError] = []
+    outbound = settings.get("outbound") or {}
+    profile_id = outbound.get("outbound_voice_profile_id")
+    if profile_id is not None and await store_profiles.get(conn, user_id=user_id, id=profile_id) is None:
+        errors.append(
+            MissingAssociation(
+                f"Outbound voice profile {profile_id} does not exist.",
+                pointer="/outbound/outbound_voice_profile_id",
+            )
+        )
+    user_name = settings.get("user_name")
+    if spec.has_credentials and not spec.generated_credentials and user_name:
+        holder = await store.find_user_name(conn, user_name=user_name)
+        if holder is not None and holder["id"] != own_id:
+            errors.append(
+                DuplicateResource(f"The user_name '{user_name}' is already taken.", pointer="/user_name")
+            )
+    token = outbound.get("ip_authentication_token")
+    if token:
+        holder = await store.find_token(conn, token=token)
+        if holder is not None and holder["id"] != own_id:
+            errors.append(
+                DuplicateResource(
+                    "This ip_authentication_token is already in use.",
+                    pointer="/outbound/ip_authentication_token",
+                )
+            )
+    if spec.endpoint is not None:
+        errors.extend(await _default_errors(conn, spec, own_id, settings.get("inbound") or {}))
+    return errors
+
+
+async def _default_errors(
+    conn: Conn, spec: KindSpec, own_id: str | None, inbound: dict[str, Any]
+) -> list[TelnyxError]:
+    wanted = {f: inbound.get(f) for f in spec.default_fields if inbound.get(f) is not None}
+    if not wanted:
+        return []
+    owned = await _endpoint_ids(conn, spec, own_id) if own_id else set()
+    return [
+        InvalidParameter(
+            f"{field} must be the id of an {spec.endpoint.upper()} record on this connection.",  # type: ignore[union-attr]
+            pointer=f"/inbound/{field}",
+        )
+        for field, value in wanted.items()
+        if value not in owned
+    ]
+
+
+async def _endpoint_ids(conn: Conn, spec: KindSpec, connection_id: str) -> set[str]:
+    if spec.endpoint == "ip":
+        return await store_ips.ids_on_connection(conn, connection_id=connection_id)
+    return await store_fqdns.ids_on_connection(conn, connection_id=connection_id)
+
+
+async def _resolve_default_addresses(conn: Conn, spec: KindSpec, id: str, merged: dict[str, Any]) -> None:
+    """Accept an address in `default_*_ip_id` when it names one of this connection's IPs.
+
+    Telnyx's own PATCH example sends "192.168.0.0" there (reference §4 row 7); we store the IP's id.
+    """
+    if spec.endpoint != "ip":
+        return
+    inbound = merged.get("inbound") or {}
+    addresses = {f: inbound[f] for f in spec.default_fields if isinstance(inbound.get(f), str)}
+    if not addresses:
+        return
+    by_address = await store_ips.addresses_on_connection(conn, connection_id=id)
+    for field, value in addresses.items():
+        if value in by_address:
+            inbound[field] = by_address[value]
+
+
+async def _fresh_user_name(conn: Conn) -> str:
+    while True:
+        candidate = "fqdn" + secrets.token_hex(6)
+        if await store.find_user_name(conn, user_name=candidate) is None:
+            return candidate
+
+
+async def _add_teams_fqdn(conn: Conn, user_id: str, connection_id: str, stamp: str) -> None:
+    """Microsoft Teams SBC connections get their `*.mstsbc.telnyx.tech` FQDN (reference §5)."""
+    await store_fqdns.insert(
+        conn,
+        id=ids.numeric_id(),
+        user_id=user_id,
+        connection_id=connection_id,
+        fqdn=f"{connection_id}.mstsbc.telnyx.tech",
+        dns_record_type="a",
+        port=5061,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+
+
+def _has_pointer(body: dict[str, Any], pointer: str) -> bool:
+    node: Any = body
+    for part in pointer.strip("/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _dump(record: dict[str, Any]) -> str:
+    return orjson.dumps(record).decode()
+
+
+def _columns(record: dict[str, Any], user_id: str, spec: KindSpec) -> dict[str, Any]:
+    """The columns lists filter and sort on and the SIP edge reads, beside the document."""
+    inbound, outbound = record.get("inbound") or {}, record.get("outbound") or {}
+    user_name = record.get("user_name") if spec.has_credentials else None
+    return {
+        "user_id": user_id,
+        "kind": spec.kind,
+        "connection_name": record.get("connection_name"),
+        "active": record["active"],
+        "outbound_voice_profile_id": outbound.get("outbound_voice_profile_id"),
+        "user_name": user_name,
+        "user_name_key": user_name.lower() if user_name else None,
+        "ip_authentication_token": outbound.get("ip_authentication_token") or None,
+        "tech_prefix": outbound.get("tech_prefix") or None,
+        "inbound_channel_limit": inbound.get("channel_limit"),
+        "outbound_channel_limit": outbound.get("channel_limit"),
+        "document": _dump(record),
+    }

@@ -1,0 +1,1 @@
+"""The SIP edge: Kamailio configured, supervised and kept in step by trunkline."""

@@ -1,0 +1,1 @@
+"""The database: tables, migrations, ids and the queries the resources need (SQLAlchemy Core only)."""

@@ -1,0 +1,105 @@
+"""Queries for connections of all three kinds, and their SIP digest credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from trunkline.store.db import Conn
+from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.schema import connection, fqdn, sip_credential
+
+SORTABLE = {"created_at", "connection_name", "active"}
+
+
+async def insert(conn: Conn, **values: Any) -> None:
+    await conn.execute(sa.insert(connection).values(**values))
+
+
+async def get(conn: Conn, *, user_id: str, id: str, kind: str | None = None) -> RowMapping | None:
+    stmt = sa.select(connection).where(connection.c.id == id, connection.c.user_id == user_id)
+    if kind is not None:
+        stmt = stmt.where(connection.c.kind == kind)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def get_any(conn: Conn, *, id: str) -> RowMapping | None:
+    """A connection by id whatever its account: for rules that follow a reference already checked."""
+    return (await conn.execute(sa.select(connection).where(connection.c.id == id))).mappings().first()
+
+
+async def list_(
+    conn: Conn,
+    *,
+    user_id: str,
+    page: Page,
+    kind: str | None = None,
+    name_contains: str | None = None,
+    outbound_voice_profile_id: str | None = None,
+    fqdn_equals: str | None = None,
+    sort: str = "-created_at",
+) -> PageResult:
+    where: list[sa.ColumnElement[bool]] = [connection.c.user_id == user_id]
+    if kind is not None:
+        where.append(connection.c.kind == kind)
+    if name_contains is not None:
+        where.append(
+            sa.func.lower(connection.c.connection_name).contains(name_contains.lower(), autoescape=True)
+        )
+    if outbound_voice_profile_id is not None:
+        where.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
+    if fqdn_equals is not None:
+        where.append(connection.c.id.in_(sa.select(fqdn.c.connection_id).where(fqdn.c.fqdn == fqdn_equals)))
+    column = connection.c[sort.lstrip("-")]
+    direction = sa.desc if sort.startswith("-") else sa.asc
+    order = [direction(column), direction(connection.c.created_at), direction(connection.c.id)]
+    return await fetch_page(conn, connection, where=where, order_by=order, page=page)
+
+
+async def update(conn: Conn, *, id: str, **values: Any) -> None:
+    await conn.execute(sa.update(connection).where(connection.c.id == id).values(**values))
+
+
+async def delete(conn: Conn, *, id: str) -> None:
+    await conn.execute(sa.delete(connection).where(connection.c.id == id))
+
+
+async def find_user_name(conn: Conn, *, user_name: str) -> RowMapping | None:
+    """The connection that holds a SIP user name, in any account (they are unique server-wide)."""
+    stmt = sa.select(connection.c.id).where(connection.c.user_name_key == user_name.lower())
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def find_token(conn: Conn, *, token: str) -> RowMapping | None:
+    stmt = sa.select(connection.c.id).where(connection.c.ip_authentication_token == token)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def count_by_profile(conn: Conn, *, profile_ids: Sequence[str]) -> dict[str, int]:
+    if not profile_ids:
+        return {}
+    stmt = (
+        sa.select(connection.c.outbound_voice_profile_id, sa.func.count())
+        .where(connection.c.outbound_voice_profile_id.in_(profile_ids))
+        .group_by(connection.c.outbound_voice_profile_id)
+    )
+    return {row[0]: row[1] for row in (await conn.execute(stmt)).all()}
+
+
+async def put_credential(
+    conn: Conn, *, connection_id: str, username: str, realm: str, ha1: str, ha1b: str, ha1_sha256: str
+) -> None:
+    values = {"username": username, "realm": realm, "ha1": ha1, "ha1b": ha1b, "ha1_sha256": ha1_sha256}
+    updated = await conn.execute(
+        sa.update(sip_credential).where(sip_credential.c.connection_id == connection_id).values(**values)
+    )
+    if not updated.rowcount:
+        await conn.execute(sa.insert(sip_credential).values(connection_id=connection_id, **values))
+
+
+async def get_credential(conn: Conn, *, connection_id: str) -> RowMapping | None:
+    stmt = sa.select(sip_credential).where(sip_credential.c.connection_id == connection_id)
+    return (await conn.execute(stmt)).mappings().first()

@@ -1,0 +1,56 @@
+"""Queries for FQDN records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from trunkline.store.db import Conn
+from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.schema import fqdn
+
+
+async def insert(conn: Conn, **values: Any) -> None:
+    await conn.execute(sa.insert(fqdn).values(**values))
+
+
+async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+    stmt = sa.select(fqdn).where(fqdn.c.id == id, fqdn.c.user_id == user_id)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def ids_on_connection(conn: Conn, *, connection_id: str) -> set[str]:
+    stmt = sa.select(fqdn.c.id).where(fqdn.c.connection_id == connection_id)
+    return set((await conn.execute(stmt)).scalars().all())
+
+
+async def list_(
+    conn: Conn,
+    *,
+    user_id: str,
+    page: Page,
+    connection_id: str | None = None,
+    fqdn_equals: str | None = None,
+    port: int | None = None,
+    dns_record_type: str | None = None,
+) -> PageResult:
+    where = [fqdn.c.user_id == user_id]
+    if connection_id is not None:
+        where.append(fqdn.c.connection_id == connection_id)
+    if fqdn_equals is not None:
+        where.append(fqdn.c.fqdn == fqdn_equals)
+    if port is not None:
+        where.append(fqdn.c.port == port)
+    if dns_record_type is not None:
+        where.append(fqdn.c.dns_record_type == dns_record_type)
+    return await fetch_page(conn, fqdn, where=where, order_by=[fqdn.c.created_at, fqdn.c.id], page=page)
+
+
+async def update(conn: Conn, *, id: str, **values: Any) -> None:
+    await conn.execute(sa.update(fqdn).where(fqdn.c.id == id).values(**values))
+
+
+async def delete(conn: Conn, *, id: str) -> None:
+    await conn.execute(sa.delete(fqdn).where(fqdn.c.id == id))

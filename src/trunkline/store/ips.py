@@ -1,0 +1,65 @@
+"""Queries for IP records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from trunkline.store.db import Conn
+from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.schema import ip
+
+
+async def insert(conn: Conn, **values: Any) -> None:
+    await conn.execute(sa.insert(ip).values(**values))
+
+
+async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+    stmt = sa.select(ip).where(ip.c.id == id, ip.c.user_id == user_id)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def find_address(conn: Conn, *, ip_address: str, port: int) -> RowMapping | None:
+    """The IP record for an address and port, in any account (they are unique across the server)."""
+    stmt = sa.select(ip).where(ip.c.ip_address == ip_address, ip.c.port == port)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def list_(
+    conn: Conn,
+    *,
+    user_id: str,
+    page: Page,
+    connection_id: str | None = None,
+    ip_address: str | None = None,
+    port: int | None = None,
+) -> PageResult:
+    where = [ip.c.user_id == user_id]
+    if connection_id is not None:
+        where.append(ip.c.connection_id == connection_id)
+    if ip_address is not None:
+        where.append(ip.c.ip_address == ip_address)
+    if port is not None:
+        where.append(ip.c.port == port)
+    return await fetch_page(conn, ip, where=where, order_by=[ip.c.created_at, ip.c.id], page=page)
+
+
+async def ids_on_connection(conn: Conn, *, connection_id: str) -> set[str]:
+    stmt = sa.select(ip.c.id).where(ip.c.connection_id == connection_id)
+    return set((await conn.execute(stmt)).scalars().all())
+
+
+async def update(conn: Conn, *, id: str, **values: Any) -> None:
+    await conn.execute(sa.update(ip).where(ip.c.id == id).values(**values))
+
+
+async def delete(conn: Conn, *, id: str) -> None:
+    await conn.execute(sa.delete(ip).where(ip.c.id == id))
+
+
+async def addresses_on_connection(conn: Conn, *, connection_id: str) -> dict[str, str]:
+    """Address → IP id for the IPs of one connection."""
+    stmt = sa.select(ip.c.ip_address, ip.c.id).where(ip.c.connection_id == connection_id)
+    return {row[0]: row[1] for row in (await conn.execute(stmt)).all()}

@@ -1,0 +1,53 @@
+"""Page requests and the two queries every list makes: one for the page, one for the total."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from trunkline.store.db import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    number: int = 1
+    size: int = 250
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    rows: Sequence[RowMapping]
+    total: int
+    page: Page
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total // self.page.size)
+
+
+async def fetch_page(
+    conn: Conn,
+    table: sa.Table,
+    *,
+    where: Sequence[sa.ColumnElement[bool]],
+    order_by: Sequence[Any],
+    page: Page,
+    columns: Sequence[Any] | None = None,
+) -> PageResult:
+    """One page of `table` rows matching `where`, in `order_by` order, with the total count."""
+    stmt = sa.select(*(columns or [table])).where(*where).order_by(*order_by)
+    rows = (await conn.execute(stmt.limit(page.size).offset(page.offset))).mappings().all()
+    if page.number == 1 and len(rows) < page.size:
+        total = len(rows)  # the whole result fits on the first page: no second query needed
+    else:
+        count = sa.select(sa.func.count()).select_from(table).where(*where)
+        total = (await conn.execute(count)).scalar_one()
+    return PageResult(rows=rows, total=total, page=page)

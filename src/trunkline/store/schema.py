@@ -1,0 +1,154 @@
+"""Every table trunkline owns. Kamailio reads some of them through views (see the migrations).
+
+Timestamps are fixed-width ISO-8601 UTC strings with milliseconds (`2026-11-26T18:40:25.123Z`): the
+format Telnyx returns, identical on both engines, and ordered the same as text and as time.
+Records whose Telnyx shape is large keep it in `document` (JSON text, the response body's `data` as
+stored); the columns beside it are what lists filter and sort on, and what the SIP edge reads.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = sa.String(36)
+UserId = sa.String(64)
+Timestamp = sa.String(24)
+
+
+def _stamps() -> list[sa.Column[str]]:
+    return [
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+    ]
+
+
+api_key = sa.Table(
+    "api_key",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", UserId, nullable=False, index=True),
+    # SHA-256 of the whole key: keys carry 256 bits of randomness, so a fast hash is enough.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False, default=False),
+    sa.Column("description", sa.String(255), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+outbound_voice_profile = sa.Table(
+    "outbound_voice_profile",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("traffic_type", sa.String(32), nullable=False),
+    sa.Column("service_plan", sa.String(32), nullable=False),
+    sa.Column("usage_payment_method", sa.String(32), nullable=False),
+    sa.Column("concurrent_call_limit", sa.Integer, nullable=True),
+    sa.Column("document", sa.Text, nullable=False),
+    *_stamps(),
+    sa.Index("ix_outbound_voice_profile_user_id_created_at", "user_id", "created_at"),
+)
+
+connection = sa.Table(
+    "connection",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("connection_name", sa.String(255), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column(
+        "outbound_voice_profile_id",
+        Id,
+        sa.ForeignKey("outbound_voice_profile.id", ondelete="RESTRICT"),
+        nullable=True,
+        index=True,
+    ),
+    # The SIP identity: unique across the server, case-insensitively (reference §7 decision 9).
+    sa.Column("user_name", sa.String(64), nullable=True),
+    sa.Column("user_name_key", sa.String(64), nullable=True, unique=True),
+    sa.Column("ip_authentication_token", sa.String(64), nullable=True, unique=True),
+    sa.Column("tech_prefix", sa.String(8), nullable=True),
+    sa.Column("inbound_channel_limit", sa.Integer, nullable=True),
+    sa.Column("outbound_channel_limit", sa.Integer, nullable=True),
+    sa.Column("document", sa.Text, nullable=False),
+    *_stamps(),
+    sa.Index("ix_connection_user_id_kind_created_at", "user_id", "kind", "created_at"),
+    sa.Index("ix_connection_user_id_created_at", "user_id", "created_at"),
+)
+
+# Digest secrets of credential connections: what SIP authentication needs, never the password.
+sip_credential = sa.Table(
+    "sip_credential",
+    metadata,
+    sa.Column("connection_id", Id, sa.ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("realm", sa.String(128), nullable=False),
+    sa.Column("ha1", sa.String(32), nullable=False),  # MD5(username:realm:password)
+    sa.Column("ha1b", sa.String(32), nullable=False),  # MD5(username@realm:realm:password)
+    sa.Column("ha1_sha256", sa.String(64), nullable=False),  # SHA-256(username:realm:password), RFC 8760
+)
+
+ip = sa.Table(
+    "ip",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column(
+        "connection_id", Id, sa.ForeignKey("connection.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
+    sa.Column("ip_address", sa.String(45), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    *_stamps(),
+    sa.UniqueConstraint("ip_address", "port"),
+    sa.Index("ix_ip_user_id_created_at", "user_id", "created_at"),
+)
+
+fqdn = sa.Table(
+    "fqdn",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column(
+        "connection_id", Id, sa.ForeignKey("connection.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("fqdn", sa.String(255), nullable=False, index=True),
+    sa.Column("dns_record_type", sa.String(8), nullable=False),
+    sa.Column("port", sa.Integer, nullable=True),
+    *_stamps(),
+    sa.Index("ix_fqdn_user_id_created_at", "user_id", "created_at"),
+)
+
+access_ip_range = sa.Table(
+    "access_ip_range",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("cidr_block", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    *_stamps(),
+    sa.UniqueConstraint("user_id", "cidr_block"),
+)
+
+# A counter per topic, bumped in the same transaction as the change it announces. SIP edge processes
+# poll it (one indexed read) to learn that what they enforce is stale, on any number of machines.
+config_version = sa.Table(
+    "config_version",
+    metadata,
+    sa.Column("topic", sa.String(32), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
