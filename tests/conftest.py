@@ -49,6 +49,9 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[LiveServer]:
     live = LiveServer(test_settings(database_url)).start()
