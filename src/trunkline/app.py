@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from trunkline import __version__
 from trunkline.config import Settings
-from trunkline.errors import TelnyxError
+from trunkline.errors import ServiceUnavailable
 from trunkline.http import envelope, handlers, openapi
 from trunkline.http.auth import Authenticator
 from trunkline.http.middleware import BodyLimit, RequestContext
@@ -74,9 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await request.app.state.db.ping()
         except DatabaseUnavailable as exc:
-            err = TelnyxError("The database is not reachable: " + str(exc).splitlines()[0])
-            err.status = 503
-            return envelope.errors([err], 503)
+            err = ServiceUnavailable("The database is not reachable: " + str(exc).splitlines()[0])
+            return envelope.errors([err], err.status)
         return envelope.JsonBytes(b'{"status":"ready"}')
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

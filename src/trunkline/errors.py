@@ -17,7 +17,8 @@ The tree (status, code):
     │   ├── MissingAssociation  422  10017  a referenced id that does not exist in the account
     │   └── ResourceInUse       422  10015  deleting what others still reference
     ├── TooManyRequests         429  10011
-    └── UnexpectedError         500  10007
+    ├── UnexpectedError         500  10007
+    └── ServiceUnavailable      503  10007  the database does not answer (/ready)
 
 `TelnyxErrors` carries several entries at once, so one request reports all its mistakes.
 Codes and titles follow developers.telnyx.com > API errors and the examples in Telnyx's OpenAPI spec.
@@ -193,3 +194,10 @@ def pointer_from_loc(loc: Iterable[str | int]) -> str:
     """An RFC 6901 JSON pointer from a pydantic error location."""
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc]
     return "/" + "/".join(parts) if parts else "/"
+
+
+class ServiceUnavailable(TelnyxError):
+    """503: a service trunkline needs (the database) does not answer; try again shortly."""
+
+    status, code, title = 503, "10007", "Service unavailable"
+    default_pointer = None

@@ -8,7 +8,6 @@ import re
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic.fields import FieldInfo
 
 from trunkline.errors import InvalidParameter, TelnyxError, TelnyxErrors, pointer_from_loc
 
@@ -143,7 +142,3 @@ def _partial_annotation(annotation: Any) -> Any:
         base, *meta = get_args(annotation)
         return Annotated[(_partial_annotation(base), *meta)]  # type: ignore[return-value]
     return annotation
-
-
-def field_info(model: type[BaseModel], name: str) -> FieldInfo:
-    return model.model_fields[name]
