@@ -16,7 +16,7 @@ from trunkline.errors import ServiceUnavailable
 from trunkline.http import envelope, handlers, openapi
 from trunkline.http.auth import Authenticator
 from trunkline.http.middleware import BodyLimit, RequestContext
-from trunkline.http.routes import connections, ips
+from trunkline.http.routes import connections, fqdns, ips, outbound_voice_profiles
 from trunkline.store import ids
 from trunkline.store.db import Database, DatabaseUnavailable
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     handlers.install(app)
-    for router in [*connections.routers, ips.router]:
+    for router in [*connections.routers, ips.router, fqdns.router, outbound_voice_profiles.router]:
         app.include_router(
             router,
             prefix=API_PREFIX,

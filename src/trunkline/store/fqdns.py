@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,31 @@ async def insert(conn: Conn, **values: Any) -> None:
 async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
     stmt = sa.select(fqdn).where(fqdn.c.id == id, fqdn.c.user_id == user_id)
     return (await conn.execute(stmt)).mappings().first()
+
+
+async def find_address(conn: Conn, *, name: str, port: int | None) -> RowMapping | None:
+    """The FQDN record for a host name and port in any account (unique across the server, decision 9).
+
+    Host names compare case-insensitively and with or without the root's trailing dot (RFC 4343), and
+    an SRV record's null port is a key of its own.
+    """
+    key = name.lower().removesuffix(".")
+    same_port = fqdn.c.port.is_(None) if port is None else fqdn.c.port == port
+    stmt = sa.select(fqdn).where(sa.func.lower(fqdn.c.fqdn).in_([key, key + "."]), same_port)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def lock_address(conn: Conn, *, name: str, port: int | None) -> None:
+    """Hold off other writers of this host name and port until our transaction ends.
+
+    The schema has no unique index on (fqdn, port), so on PostgreSQL two transactions could both pass
+    `find_address` and insert the same pair; an advisory lock taken before the check serializes them.
+    SQLite writers already hold the database's write lock (BEGIN IMMEDIATE).
+    """
+    if conn.dialect != "postgresql":
+        return
+    digest = hashlib.blake2b(f"fqdn {name.lower().removesuffix('.')} {port}".encode(), digest_size=8)
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest.digest(), signed=True))))
 
 
 async def ids_on_connection(conn: Conn, *, connection_id: str) -> set[str]:
