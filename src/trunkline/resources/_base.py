@@ -47,6 +47,18 @@ def _check_ip(value: str) -> str:
         raise ValueError("must be an IPv4 or IPv6 address") from None
 
 
+class RuleError(ValueError):
+    """A rule a model validator checks across fields, naming the field the error is about.
+
+    Pydantic places a model validator's error at the model itself; `loc` (relative to the model) lets
+    the error's pointer name the field the caller has to change instead.
+    """
+
+    def __init__(self, message: str, *, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def _check_url(value: str) -> str:
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*$", value):
         raise ValueError("must be an absolute URL with a scheme, such as https://example.com/webhooks")
@@ -58,6 +70,9 @@ def _check_url(value: str) -> str:
 Hostname = Annotated[str, AfterValidator(_check_hostname)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]
 Url = Annotated[str, AfterValidator(_check_url)]
+# An absolute URL or "" (Telnyx's default for failover URLs). One validator rather than a union with
+# Literal[""], whose per-branch errors would name union branches instead of the field.
+UrlOrEmpty = Annotated[str, AfterValidator(lambda v: v if v == "" else _check_url(v))]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=100)]
 
@@ -66,16 +81,38 @@ def _describe(error: dict[str, Any]) -> str:
     field = ".".join(str(p) for p in error["loc"]) or "body"
     if error["type"] == "missing":
         return f"The '{field}' parameter is required."
+    if error.get("input", ...) is None and error["type"].endswith("_type"):
+        return f"The '{field}' parameter may not be null."
     msg = error["msg"].removeprefix("Value error, ")
     return f"Invalid '{field}': {msg}."
 
 
+# Pydantic names the branch of a union a failure happened in ("function-after[...]", "literal['']",
+# "str", a model's class name) inside `loc`; these are schema details, never fields of the body.
+_BRANCH_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict", "bytes", "decimal"})
+
+
+def _is_branch_tag(part: str | int) -> bool:
+    return isinstance(part, str) and (
+        part in _BRANCH_TAGS or part[:1].isupper() or any(c in part for c in "[(-")
+    )
+
+
 def validation_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> TelnyxErrors:
-    """Every pydantic failure as a 422 entry whose pointer names the field."""
+    """Every pydantic failure as a 422 entry whose pointer names the field, one entry per field."""
     errors: list[TelnyxError] = []
+    seen: set[str] = set()
     for err in exc.errors(include_url=False):
-        loc = prefix + tuple(err["loc"])
-        errors.append(InvalidParameter(_describe({**err, "loc": loc}), pointer=pointer_from_loc(loc)))
+        loc = tuple(p for p in err["loc"] if not _is_branch_tag(p))
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, RuleError):
+            loc += cause.loc
+        loc = prefix + loc
+        pointer = pointer_from_loc(loc)
+        if pointer in seen:
+            continue  # a value that failed every branch of a union: its first reason is enough
+        seen.add(pointer)
+        errors.append(InvalidParameter(_describe({**err, "loc": loc}), pointer=pointer))
     return TelnyxErrors(errors)
 
 

@@ -55,7 +55,12 @@ async def list_(
         where.append(connection.c.id.in_(sa.select(fqdn.c.connection_id).where(fqdn.c.fqdn == fqdn_equals)))
     column = connection.c[sort.lstrip("-")]
     direction = sa.desc if sort.startswith("-") else sa.asc
-    order = [direction(column), direction(connection.c.created_at), direction(connection.c.id)]
+    key = direction(column)
+    if column.nullable:
+        # Unnamed connections come first ascending and last descending on both engines (PostgreSQL's
+        # default is the reverse of SQLite's). Only on nullable columns: NOT NULL ones keep index order.
+        key = key.nulls_last() if sort.startswith("-") else key.nulls_first()
+    order = [key, direction(connection.c.created_at), direction(connection.c.id)]
     return await fetch_page(conn, connection, where=where, order_by=order, page=page)
 
 

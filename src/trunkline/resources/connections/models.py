@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from trunkline.resources._base import TelnyxModel, Url
+from trunkline.resources._base import RuleError, TelnyxModel, Url, UrlOrEmpty
 
 AnchorSite = Literal[
     "Latency",
@@ -81,7 +81,10 @@ class JitterBuffer(TelnyxModel):
     @model_validator(mode="after")
     def _min_not_above_max(self) -> JitterBuffer:
         if self.jitterbuffer_msec_min > self.jitterbuffer_msec_max:
-            raise ValueError("jitterbuffer_msec_min must not be greater than jitterbuffer_msec_max")
+            raise RuleError(
+                "jitterbuffer_msec_min must not be greater than jitterbuffer_msec_max",
+                loc=("jitterbuffer_msec_min",),
+            )
         return self
 
 
@@ -196,7 +199,7 @@ class ConnectionSettings(TelnyxModel):
     tags: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list, max_length=100)
     webhook_api_version: Literal["1", "2"] = "1"
     webhook_event_url: Url | None = None
-    webhook_event_failover_url: Url | Literal[""] | None = ""
+    webhook_event_failover_url: UrlOrEmpty | None = ""
     webhook_timeout_secs: int | None = Field(None, ge=0, le=30)
 
 
@@ -216,7 +219,9 @@ class CredentialConnectionCreate(CredentialConnectionSettings):
     @model_validator(mode="after")
     def _texml_needs_parking(self) -> CredentialConnectionCreate:
         if self.webhook_api_version == "texml" and self.outbound.call_parking_enabled is not True:
-            raise ValueError("webhook_api_version 'texml' requires outbound.call_parking_enabled to be true")
+            raise RuleError(
+                "'texml' requires outbound.call_parking_enabled to be true", loc=("webhook_api_version",)
+            )
         return self
 
 

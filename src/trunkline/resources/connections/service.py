@@ -120,7 +120,7 @@ async def create(
                 f"'{p.rsplit('/', 1)[1]}' can only be set by updating the connection.", pointer=p
             )
             for p in spec.create_forbids
-            if _has_pointer(body, p)
+            if _set_at(body, p)
         ]
     )
     data = validate(spec.create, body)
@@ -169,7 +169,10 @@ async def update(
         await _resolve_default_addresses(conn, spec, id, merged)
     settings = validate(spec.settings, merged).model_dump(mode="json")
     errors = await _rules(conn, user_id, spec, settings, own_id=id)
-    user_name_changed = spec.has_credentials and settings.get("user_name") != stored.get("user_name")
+    # Only a caller-chosen user name can change; an FQDN connection's generated one is not in its
+    # settings at all, so comparing it would see every FQDN connection PATCH as a rename.
+    chosen = spec.has_credentials and not spec.generated_credentials
+    user_name_changed = chosen and settings.get("user_name") != stored.get("user_name")
     if user_name_changed and password is None:
         # Digests bind the user name to the password; without the password they cannot be rebuilt.
         errors.append(
@@ -321,13 +324,18 @@ async def _add_teams_fqdn(conn: Conn, user_id: str, connection_id: str, stamp: s
     )
 
 
-def _has_pointer(body: dict[str, Any], pointer: str) -> bool:
+def _set_at(body: dict[str, Any], pointer: str) -> bool:
+    """Whether the body gives a value other than null at `pointer`.
+
+    Null is these fields' default, so a create body may carry it: Telnyx's own FQDN connection
+    examples send every `default_*_fqdn_id` key, and a client echoing a record back sends nulls.
+    """
     node: Any = body
     for part in pointer.strip("/").split("/"):
         if not isinstance(node, dict) or part not in node:
             return False
         node = node[part]
-    return True
+    return node is not None
 
 
 def _dump(record: dict[str, Any]) -> str:

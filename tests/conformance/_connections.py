@@ -1,0 +1,90 @@
+"""Helpers the connection conformance tests share: unique SIP names, error assertions, profiles."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import telnyx
+
+DEFAULT_CODECS = ["G722", "G711U", "G711A", "G729", "OPUS", "H.264"]
+MASK = "********"
+
+
+def user_name() -> str:
+    """A SIP user name no other test uses: it is unique across the whole server (decision 9)."""
+    return "u" + uuid.uuid4().hex[:12]
+
+
+def token() -> str:
+    """An outbound.ip_authentication_token no other test uses (unique across the server)."""
+    return "tok-" + uuid.uuid4().hex[:16]
+
+
+def credential(client: telnyx.Telnyx, **fields: Any) -> Any:
+    """Create a credential connection through the SDK with the required fields filled in."""
+    fields.setdefault("connection_name", "office")
+    fields.setdefault("user_name", user_name())
+    fields.setdefault("password", "s3cret-pass")
+    return client.credential_connections.create(**fields).data
+
+
+def errors_of(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"errors"}, body
+    assert body["errors"], body
+    return body["errors"]  # type: ignore[no-any-return]
+
+
+def assert_error(
+    response: httpx.Response,
+    status: int,
+    *,
+    code: str = "10015",
+    pointer: str | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """The response is a Telnyx error envelope whose entries include one with this code and pointer."""
+    assert response.status_code == status, response.text
+    entries = errors_of(response)
+    for entry in entries:
+        assert isinstance(entry["code"], str) and entry["code"].isdigit(), entry
+        assert entry["title"] and entry["detail"], entry
+    matching = [
+        e
+        for e in entries
+        if e["code"] == code
+        and (pointer is None or (e.get("source") or {}).get("pointer") == pointer)
+        and (title is None or e["title"] == title)
+    ]
+    assert matching, f"no {code} error at {pointer!r} in {entries}"
+    return matching[0]
+
+
+def pointers(response: httpx.Response) -> set[str]:
+    return {(e.get("source") or {}).get("pointer") for e in errors_of(response)}
+
+
+def sdk_errors(exc: telnyx.APIStatusError) -> list[dict[str, Any]]:
+    body = exc.body
+    assert isinstance(body, dict), body
+    return body["errors"]  # type: ignore[no-any-return]
+
+
+def profile(http: httpx.Client, name: str = "office") -> str:
+    """An outbound voice profile of the account, made over raw HTTP (skips while the route is missing)."""
+    r = http.post("/outbound_voice_profiles", json={"name": name})
+    if r.status_code == 404:
+        pytest.skip("OVP routes pending: POST /v2/outbound_voice_profiles answers 404")
+    assert r.status_code in (200, 201), r.text
+    return r.json()["data"]["id"]  # type: ignore[no-any-return]
+
+
+def project(actual: Any, expected: Any) -> Any:
+    """`actual` cut down to the keys `expected` has, at every depth, to compare the two with ==."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return {k: project(actual[k], v) if k in actual else "<absent>" for k, v in expected.items()}
+    return actual

@@ -1,0 +1,233 @@
+"""The error envelope for what goes wrong before a resource sees the request: bodies, routes, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+import telnyx
+
+from tests.conformance._connections import assert_error, errors_of
+from tests.conftest import Account, mint_key
+from tests.server import LiveServer
+from trunkline.resources import api_keys
+from trunkline.store.db import Database
+
+
+def revoke(database_url: str, key: str) -> None:
+    async def go() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction(write=True) as conn:
+                key_id = api_keys.key_id_of(key)
+                assert key_id is not None
+                await api_keys.revoke(conn, key_id)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def raw(
+    http: httpx.Client, method: str, path: str, content: bytes | str, ctype: str | None
+) -> httpx.Response:
+    headers = {"Content-Type": ctype} if ctype else {}
+    return http.request(method, path, content=content, headers=headers)
+
+
+@pytest.mark.parametrize("content", [b"{", b'{"connection_name": "x",}', b"{'a': 1}", b"\xff\xfe", b"nul"])
+def test_create_malformed_json_is_400(http: httpx.Client, content: bytes) -> None:
+    r = raw(http, "POST", "/ip_connections", content, "application/json")
+    entry = assert_error(r, 400, code="10015", pointer="/", title="Bad Request")
+    assert "JSON" in entry["detail"]
+
+
+@pytest.mark.parametrize("content", [b"[]", b"[{}]", b'"text"', b"42", b"true", b"null"])
+def test_create_non_object_body_is_400(http: httpx.Client, content: bytes) -> None:
+    r = raw(http, "POST", "/ip_connections", content, "application/json")
+    assert_error(r, 400, code="10015", pointer="/", title="Bad Request")
+
+
+def test_update_malformed_json_is_400_and_changes_nothing(client: telnyx.Telnyx, http: httpx.Client) -> None:
+    created = client.ip_connections.create(connection_name="keep").data
+    r = raw(http, "PATCH", f"/ip_connections/{created.id}", b'{"connection_name": "x"', "application/json")
+    assert_error(r, 400, code="10015", pointer="/")
+    assert client.ip_connections.retrieve(created.id).data.connection_name == "keep"
+
+
+def test_create_deeply_nested_json_is_400_not_500(http: httpx.Client) -> None:
+    r = raw(http, "POST", "/ip_connections", b"[" * 5000 + b"]" * 5000, "application/json")
+    assert_error(r, 400, code="10015", pointer="/")
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml"],
+)
+def test_create_wrong_content_type_is_415(http: httpx.Client, ctype: str) -> None:
+    r = raw(http, "POST", "/ip_connections", b'{"connection_name": "x"}', ctype)
+    entry = assert_error(r, 415, code="10015", pointer="/", title="Unsupported media type")
+    assert "application/json" in entry["detail"]
+    assert http.get("/ip_connections").json()["meta"]["total_results"] == 0
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json", None]
+)
+def test_create_json_content_type_variants_are_accepted(http: httpx.Client, ctype: str | None) -> None:
+    r = raw(http, "POST", "/ip_connections", b'{"connection_name": "typed"}', ctype)
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["connection_name"] == "typed"
+
+
+def test_create_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    big = b'{"connection_name": "x", "tags": ["' + b"a" * 1_100_000 + b'"]}'
+    r = raw(http, "POST", "/ip_connections", big, "application/json")
+    assert_error(r, 413, code="10015", title="Payload too large")
+    assert http.get("/ip_connections").json()["meta"]["total_results"] == 0
+
+
+def test_create_streamed_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"connection_name": "x", "tags": ["'
+        for _ in range(40):
+            yield b"a" * 32_768
+        yield b'"]}'
+
+    # A generator body goes out chunked, without Content-Length: the limit applies while reading.
+    r = http.post("/ip_connections", content=chunks(), headers={"Content-Type": "application/json"})
+    assert_error(r, 413, code="10015", title="Payload too large")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nothing_here"),
+        ("GET", "/credential_connections/1/actions/nothing"),
+        ("POST", "/connections/1/actions/check_registration_status"),
+        ("GET", "/ip_connections/1/extra/segments"),
+    ],
+)
+def test_unknown_route_is_404_envelope(http: httpx.Client, method: str, path: str) -> None:
+    assert_error(http.request(method, path), 404, code="10005", pointer="/", title="Resource not found")
+
+
+def test_unknown_route_outside_v2_is_404_envelope(server: LiveServer) -> None:
+    r = httpx.get(f"{server.url}/v1/credential_connections")
+    assert_error(r, 404, code="10005", pointer="/")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/ip_connections/1"),
+        ("DELETE", "/ip_connections"),
+        ("PATCH", "/connections/1"),
+        ("POST", "/connections"),
+        ("DELETE", "/connections/1"),
+        ("PUT", "/credential_connections"),
+    ],
+)
+def test_wrong_method_is_405_envelope(http: httpx.Client, method: str, path: str) -> None:
+    entry = assert_error(
+        http.request(method, path), 405, code="10015", pointer="/", title="Method not allowed"
+    )
+    assert method in entry["detail"]
+
+
+def _assert_401(r: httpx.Response) -> None:
+    assert r.status_code == 401, r.text
+    (entry,) = errors_of(r)
+    assert entry["code"] == "10009"
+    assert entry["title"] == "Authentication failed"
+    assert entry["detail"]
+    assert "source" not in entry  # Telnyx's 401 example carries no pointer
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Token KEY0123456789ABCDEF0123_abc",
+        "Bearer KEY0123456789ABCDEF0123_not-a-real-secret",
+        "Bearer not-even-shaped-like-a-key",
+    ],
+)
+def test_request_without_a_valid_key_is_401(server: LiveServer, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    for method, path in (("GET", "/ip_connections"), ("POST", "/ip_connections"), ("GET", "/connections/1")):
+        _assert_401(httpx.request(method, f"{server.api}{path}", headers=headers, json={}))
+
+
+def test_request_with_a_key_of_wrong_secret_is_401(account: Account, server: LiveServer) -> None:
+    forged = account.key[:-4] + ("AAAA" if not account.key.endswith("AAAA") else "BBBB")
+    _assert_401(httpx.get(f"{server.api}/ip_connections", headers={"Authorization": f"Bearer {forged}"}))
+
+
+def test_request_without_key_is_401_before_the_body_is_read(server: LiveServer) -> None:
+    r = httpx.post(
+        f"{server.api}/ip_connections", content=b"{not json", headers={"Content-Type": "text/plain"}
+    )
+    _assert_401(r)
+
+
+def test_sdk_with_unknown_key_raises_authentication_error(server: LiveServer) -> None:
+    sdk = telnyx.Telnyx(api_key="KEY00_unknown", base_url=server.api, max_retries=0)
+    with sdk, pytest.raises(telnyx.AuthenticationError) as err:
+        sdk.ip_connections.list()
+    assert err.value.status_code == 401
+
+
+def test_revoked_key_is_401(new_account: Callable[..., Account], database_url: str) -> None:
+    acct = new_account()
+    assert acct.http.get("/ip_connections").status_code == 200
+    revoke(database_url, acct.key)
+    deadline = time.monotonic() + 5
+    while acct.http.get("/ip_connections").status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the key cache may trust it for key_cache_seconds (0.5 s in tests)
+    _assert_401(acct.http.get("/ip_connections"))
+    _assert_401(acct.http.post("/ip_connections", json={}))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/ip_connections", {}),
+        (
+            "POST",
+            "/credential_connections",
+            {"connection_name": "c", "user_name": "abcde12345", "password": "p" * 8},
+        ),
+        ("PATCH", "/ip_connections/{id}", {"connection_name": "changed"}),
+        ("DELETE", "/ip_connections/{id}", None),
+        ("POST", "/ips", {"ip_address": "192.0.2.200"}),
+    ],
+)
+def test_read_only_key_writing_is_403(
+    new_account: Callable[..., Account], database_url: str, method: str, path: str, body: dict | None
+) -> None:
+    owner = new_account()
+    existing = owner.client.ip_connections.create(connection_name="owned").data
+    key = mint_key(database_url, owner.user_id, read_only=True)
+    with httpx.Client(base_url=str(owner.http.base_url), headers={"Authorization": f"Bearer {key}"}) as ro:
+        r = ro.request(method, path.format(id=existing.id), json=body)
+        entry = assert_error(r, 403, code="10010", pointer="/")
+        assert "read-only" in entry["detail"]
+        # Reads work, and the write did not happen.
+        listed = ro.get("/ip_connections").json()
+        assert [c["id"] for c in listed["data"]] == [existing.id]
+        assert listed["data"][0]["connection_name"] == "owned"
+        assert ro.get(f"/connections/{existing.id}").status_code == 200
+
+
+def test_error_responses_are_json_with_request_id(http: httpx.Client) -> None:
+    r = http.get("/ip_connections/1", headers={"X-Request-Id": "trace-123"})
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.headers["x-request-id"] == "trace-123"
