@@ -10,7 +10,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from trunkline import __version__
+from trunkline import __version__, edge
 from trunkline.config import Settings
 from trunkline.errors import ServiceUnavailable
 from trunkline.http import envelope, handlers, openapi
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # Where registration status is read from: what the SIP edge on this host recorded.
+    app.state.edge_view = edge.registration_view(settings)
     handlers.install(app)
     for router in [*connections.routers, ips.router, fqdns.router, outbound_voice_profiles.router]:
         app.include_router(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,24 @@ class Settings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     sip_realm: str = "sip.trunkline.local"
+    # Digest algorithm of the SIP edge: one per instance; SHA-256 (RFC 8760) locks out MD5-only phones.
+    sip_auth_algorithm: Literal["MD5", "SHA-256"] = "MD5"
+    # Where the edge sends calls that are not for a registered user ("host:port"); unset: 480 D21.
+    sip_upstream: str | None = None
+    # The URL Kamailio logs in with on PostgreSQL (e.g. as the trunkline_kamailio role that migration
+    # 0002 creates); unset: the API's own database URL.
+    sip_database_url: str | None = None
+    sip_min_expires: int = 60
+    sip_max_expires: int = 3600
+    sip_default_expires: int = 3600
+    # usrloc's timer: how long lapsed bindings linger and, on SQLite, how far `location` lags memory.
+    sip_timer_interval: int = 10
+    sip_children: int = 2
+    # How often the edge looks for API changes, and bounds on re-resolving FQDNs (their TTL between).
+    sip_poll_seconds: float = 0.1
+    sip_fqdn_min_refresh_seconds: float = 5.0
+    sip_fqdn_max_refresh_seconds: float = 300.0
+    kamailio_binary: str = "kamailio"
 
     @field_validator("node_id")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trunkline.cli import db, keys, serve
+from trunkline.cli import db, keys, serve, sip
 
 app = typer.Typer(
     name="trunkline",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("serve")(serve.serve)
+app.command("sip")(sip.sip)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 

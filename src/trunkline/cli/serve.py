@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from trunkline.cli import sip as cli_sip
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
 from trunkline.resources import api_keys
 from trunkline.store import migrate
@@ -33,6 +34,9 @@ def serve(
     database_url: DatabaseUrl = DEFAULT_URL,
     workers: Annotated[int, typer.Option(envvar="TRUNKLINE_WORKERS", min=1)] = 1,
     log_level: Annotated[str, typer.Option(envvar="TRUNKLINE_LOG_LEVEL")] = "info",
+    sip: Annotated[bool, typer.Option("--sip", help="Also run the SIP edge (Kamailio).")] = False,
+    sip_host: cli_sip.SipHost = "127.0.0.1",
+    sip_port: cli_sip.SipPort = 5060,
 ) -> None:
     """Run the API on HOST:PORT, applying database migrations first."""
     import uvicorn
@@ -48,6 +52,8 @@ def serve(
     # Worker processes build their settings from the environment.
     os.environ["TRUNKLINE_DATABASE_URL"] = database_url
     os.environ["TRUNKLINE_LOG_LEVEL"] = log_level
+    if sip:
+        cli_sip.start_beside_api(database_url, sip_host, sip_port)
     log.info("serving the Telnyx v2 API on http://%s:%d/v2 (docs at /v2/docs)", host, port)
     uvicorn.run(
         "trunkline.app:create_app",

@@ -131,6 +131,17 @@ fqdn = sa.Table(
     sa.Index("ix_fqdn_user_id_created_at", "user_id", "created_at"),
 )
 
+# The addresses FQDN records resolved to (A: the FQDN's port; SRV: each target and port), written by
+# the SIP edge's resolver and admitted through the `kam_address` view (migration 0002).
+fqdn_address = sa.Table(
+    "fqdn_address",
+    metadata,
+    sa.Column("fqdn_id", Id, sa.ForeignKey("fqdn.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ip_address", sa.String(45), primary_key=True),
+    sa.Column("port", sa.Integer, primary_key=True),
+    sa.Column("resolved_at", Timestamp, nullable=False),
+)
+
 access_ip_range = sa.Table(
     "access_ip_range",
     metadata,

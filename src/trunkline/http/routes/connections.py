@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from trunkline.errors import InvalidParameter
 from trunkline.http import envelope
@@ -114,8 +114,9 @@ ip_router = make_router(connections.IP)
     summary="Check a credential connection's registration status",
     responses={200: {"model": envelope.Data[registrations.RegistrationStatus]}},
 )
-async def check_registration_status(caller: Caller, db: Db, id: str) -> envelope.JsonBytes:
-    return envelope.data(await registrations.check(db, caller.user_id, id))
+async def check_registration_status(caller: Caller, db: Db, id: str, request: Request) -> envelope.JsonBytes:
+    edge = request.app.state.edge_view
+    return envelope.data(await registrations.check(db, caller.user_id, id, edge))
 
 
 any_router = APIRouter(prefix="/connections", tags=["Connections"])

@@ -1,0 +1,67 @@
+"""`trunkline sip`: run the SIP edge (Kamailio, supervised) for a trunkline database."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from trunkline import edge
+from trunkline.cli._options import DEFAULT_URL, DatabaseUrl
+from trunkline.config import Settings
+from trunkline.sip.service import EdgeService, EdgeStartFailed
+from trunkline.sip.supervisor import KamailioConfigInvalid, KamailioMissing
+from trunkline.store import migrate
+
+SipHost = Annotated[
+    str, typer.Option("--sip-host", envvar="TRUNKLINE_SIP_HOST", help="Address the SIP edge listens on.")
+]
+SipPort = Annotated[
+    int, typer.Option("--sip-port", envvar="TRUNKLINE_SIP_PORT", help="SIP port (UDP and TCP).")
+]
+STARTUP_ERRORS = (KamailioMissing, KamailioConfigInvalid, EdgeStartFailed)
+
+
+def sip(
+    sip_host: SipHost = "127.0.0.1",
+    sip_port: SipPort = 5060,
+    database_url: DatabaseUrl = DEFAULT_URL,
+    log_level: Annotated[str, typer.Option(envvar="TRUNKLINE_LOG_LEVEL")] = "info",
+) -> None:
+    """Run Kamailio on SIP_HOST:SIP_PORT (UDP and TCP), enforcing what the API configures, until stopped."""
+    from trunkline.cli.serve import configure_logging
+
+    configure_logging(log_level)
+    migrate.upgrade(database_url)
+    settings = Settings(database_url=database_url, sip_host=sip_host, sip_port=sip_port)
+    service = edge.service(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    try:
+        asyncio.run(main())
+    except STARTUP_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    logging.getLogger("trunkline.sip").info("SIP edge stopped")
+
+
+def start_beside_api(database_url: str, sip_host: str, sip_port: int) -> EdgeService:
+    """For `serve --sip`: the edge on a thread of its own, stopped when the process exits."""
+    settings = Settings(database_url=database_url, sip_host=sip_host, sip_port=sip_port)
+    try:
+        service = edge.service(settings).start_in_thread()
+    except STARTUP_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    atexit.register(service.stop_thread)
+    return service

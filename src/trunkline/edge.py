@@ -1,0 +1,129 @@
+"""Wiring of the SIP edge: settings and store → the `sip` package's config, callables and readers.
+
+app.py's counterpart for Kamailio. `sip/` never imports the store; this module hands it what it needs
+as plain callables, and hands the API what it needs to read the edge's registrations back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from trunkline.config import Settings
+from trunkline.resources.registrations import EdgeView
+from trunkline.sip import dns
+from trunkline.sip.reconcile import Reconciler
+from trunkline.sip.rpc import KamailioError, RpcClient
+from trunkline.sip.service import EdgeService
+from trunkline.sip.state import AclSnapshot, Address, EdgeConfig, RegistrationEvent
+from trunkline.sip.supervisor import Supervisor
+from trunkline.store import snapshot
+from trunkline.store.db import Database
+
+RUN_DIR = "run"
+EDGE_DB_FILE = "kamailio.db"
+
+
+def workdir(settings: Settings) -> Path:
+    return settings.sip_dir.resolve()
+
+
+def kamailio_db_url(database_url: str) -> str:
+    """Our database URL as Kamailio's db modules spell it (README.db_sqlite §5, README.db_postgres)."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return "sqlite://" + str(Path(url.database or "").resolve())
+    auth = url.username or ""
+    if url.password is not None:
+        auth += f":{url.password}"
+    host = f"{url.host or '127.0.0.1'}:{url.port or 5432}"
+    return f"postgres://{auth}@{host}/{url.database}"
+
+
+def is_sqlite(settings: Settings) -> bool:
+    return sa.make_url(settings.database_url).get_backend_name() == "sqlite"
+
+
+def edge_config(settings: Settings) -> EdgeConfig:
+    base = workdir(settings)
+    sqlite = is_sqlite(settings)
+    app_url = kamailio_db_url(settings.sip_database_url or settings.database_url)
+    return EdgeConfig(
+        sip_host=settings.sip_host,
+        sip_port=settings.sip_port,
+        realm=settings.sip_realm,
+        engine="sqlite" if sqlite else "postgres",
+        app_db_url=app_url,
+        edge_db_url="sqlite://" + str(base / EDGE_DB_FILE) if sqlite else app_url,
+        run_dir=base / RUN_DIR,
+        algorithm=settings.sip_auth_algorithm,
+        upstream=settings.sip_upstream,
+        min_expires=settings.sip_min_expires,
+        max_expires=settings.sip_max_expires,
+        default_expires=settings.sip_default_expires,
+        timer_interval=settings.sip_timer_interval,
+        children=settings.sip_children,
+        tcp_children=settings.sip_children,
+    )
+
+
+def registration_view(settings: Settings) -> EdgeView:
+    """How the API reads registrations: Kamailio's file (SQLite) and its `reg` htable over RPC."""
+    config = edge_config(settings)
+    rpc = RpcClient(config.rpc_socket, timeout=1.0)
+
+    async def last_event(user_name: str) -> RegistrationEvent | None:
+        try:
+            result = await asyncio.to_thread(rpc.call, "htable.get", "reg", user_name)
+        except KamailioError:  # no edge here, or nothing recorded for this user
+            return None
+        value = ((result or {}).get("item") or {}).get("value")
+        return RegistrationEvent.parse(value) if isinstance(value, str) else None
+
+    files = config.sqlite_files
+    return EdgeView(location_file=Path(files[1]) if files else None, last_event=last_event)
+
+
+def service(settings: Settings, *, resolver: dns.Resolver | None = None) -> EdgeService:
+    """Kamailio plus the reconciler that keeps its ACL in step with `settings.database_url`."""
+    config = edge_config(settings)
+    supervisor = Supervisor(config, workdir=workdir(settings), binary=settings.kamailio_binary)
+
+    @contextlib.asynccontextmanager
+    async def open_reconciler() -> AsyncIterator[Reconciler]:
+        db = Database(settings.database_url)
+
+        async def read_version() -> int:
+            async with db.transaction() as conn:
+                return await snapshot.acl_version(conn)
+
+        async def load_snapshot() -> AclSnapshot:
+            async with db.transaction() as conn:
+                return await snapshot.load(conn)
+
+        async def store_resolved(fqdn_id: str, addresses: frozenset[Address]) -> bool:
+            async with db.transaction(write=True) as conn:
+                return await snapshot.store_resolved(conn, fqdn_id=fqdn_id, addresses=addresses)
+
+        async def reload() -> None:
+            await asyncio.to_thread(supervisor.rpc.call, "permissions.addressReload")
+
+        try:
+            yield Reconciler(
+                read_version=read_version,
+                load_snapshot=load_snapshot,
+                store_resolved=store_resolved,
+                reload=reload,
+                resolver=resolver or dns.system_resolver,
+                poll_seconds=settings.sip_poll_seconds,
+                min_refresh_seconds=settings.sip_fqdn_min_refresh_seconds,
+                max_refresh_seconds=settings.sip_fqdn_max_refresh_seconds,
+            )
+        finally:
+            await db.dispose()
+
+    return EdgeService(supervisor, open_reconciler)

@@ -1,0 +1,159 @@
+"""Keeps a running Kamailio's source-address ACL in step with the database.
+
+The API bumps the "acl" topic in the same transaction as every IP/FQDN/connection write. The
+reconciler polls that counter (one indexed read), resolves FQDNs (new ones at once, the rest on their
+TTL), and asks Kamailio to reload its address table, coalescing bursts of changes into the few
+reloads Kamailio accepts. It never imports the store: `app.py` hands it callables.
+
+Credentials need none of this: auth_db reads them from the database on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from trunkline.sip.dns import Resolution, ResolveFailed, Resolver
+from trunkline.sip.rpc import KamailioRpcError, KamailioUnavailable
+from trunkline.sip.state import AclSnapshot, Address, FqdnTarget
+
+log = logging.getLogger("trunkline.sip")
+
+Clock = Callable[[], float]
+
+
+class Reloader:
+    """Turns any number of "the ACL changed" requests into `permissions.addressReload` calls.
+
+    permissions refuses a reload while `last_reload > time(NULL) - reload_delta`, counted in whole
+    seconds, and says "ongoing reload" although nothing is running (README.permissions reload_delta;
+    reference kamailio-edge.md §6). With reload_delta=1 the next reload is accepted from the next
+    wall-clock second on, so we wait for that boundary instead of hammering, and retry on the error.
+    """
+
+    def __init__(self, reload: Callable[[], Awaitable[None]], *, clock: Clock = time.time) -> None:
+        self._reload = reload
+        self._clock = clock
+        self.dirty = False
+        self.not_before = 0.0
+        self.reloads = 0
+        self.refusals = 0
+
+    def request(self) -> None:
+        self.dirty = True
+
+    async def tick(self) -> bool:
+        """Reload if something is pending and Kamailio will accept it now; True when it reloaded."""
+        now = self._clock()
+        if not self.dirty or now < self.not_before:
+            return False
+        try:
+            await self._reload()
+        except KamailioRpcError as exc:
+            if "ongoing reload" in exc.message:
+                self.refusals += 1
+                self.not_before = _next_second(now)
+            else:
+                log.warning("ACL reload failed: %s", exc)
+                self.not_before = now + 1.0
+            return False
+        except KamailioUnavailable as exc:
+            log.debug("ACL reload postponed, Kamailio not reachable: %s", exc)
+            self.not_before = now + 0.5
+            return False
+        self.dirty = False
+        self.reloads += 1
+        self.not_before = _next_second(now)
+        return True
+
+
+def _next_second(now: float) -> float:
+    # A hair past the boundary: Kamailio compares time(NULL), which flips exactly on it.
+    return math.floor(now) + 1.0 + 0.005
+
+
+@dataclass
+class Reconciler:
+    """One poll step at a time (`tick`); `run` loops until told to stop."""
+
+    read_version: Callable[[], Awaitable[int]]
+    load_snapshot: Callable[[], Awaitable[AclSnapshot]]
+    store_resolved: Callable[[str, frozenset[Address]], Awaitable[bool]]
+    reload: Callable[[], Awaitable[None]]
+    resolver: Resolver
+    clock: Clock = time.time
+    poll_seconds: float = 0.1
+    # Re-resolve within these bounds whatever the TTL says; retry failed lookups after retry_seconds.
+    min_refresh_seconds: float = 5.0
+    max_refresh_seconds: float = 300.0
+    retry_seconds: float = 30.0
+    seen_version: int | None = None
+    _due: dict[str, float] = field(default_factory=dict)
+    _targets: dict[str, FqdnTarget] = field(default_factory=dict)
+    _resolved: dict[str, frozenset[Address]] = field(default_factory=dict)
+    _reloader: Reloader | None = None
+
+    @property
+    def reloader(self) -> Reloader:
+        if self._reloader is None:
+            self._reloader = Reloader(self.reload, clock=self.clock)
+        return self._reloader
+
+    def kamailio_restarted(self) -> None:
+        """A new Kamailio loaded the table at start; reload anyway in case it raced a change."""
+        self.reloader.request()
+
+    async def tick(self) -> None:
+        version = await self.read_version()
+        if version != self.seen_version:
+            snapshot = await self.load_snapshot()
+            self._adopt(snapshot)
+            self.seen_version = snapshot.version
+            self.reloader.request()
+        await self._resolve_due()
+        await self.reloader.tick()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception:  # the loop must outlive a database hiccup; the next tick retries
+                log.exception("SIP edge reconcile step failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+
+    def _adopt(self, snapshot: AclSnapshot) -> None:
+        targets = {t.fqdn_id: t for t in snapshot.fqdns}
+        for fqdn_id, target in targets.items():
+            # New or edited records are resolved at once.
+            if self._targets.get(fqdn_id) != target:
+                self._due[fqdn_id] = 0.0
+        for gone in self._targets.keys() - targets.keys():
+            self._due.pop(gone, None)
+        self._targets = targets
+        self._resolved = dict(snapshot.resolved)
+
+    async def _resolve_due(self) -> None:
+        now = self.clock()
+        for fqdn_id, due in sorted(self._due.items(), key=lambda item: item[1]):
+            if due > now or fqdn_id not in self._targets:
+                continue
+            target = self._targets[fqdn_id]
+            try:
+                answer: Resolution = await self.resolver(target)
+            except ResolveFailed as exc:
+                log.warning("resolving %s failed, keeping its addresses: %s", target.fqdn, exc)
+                self._due[fqdn_id] = now + self.retry_seconds
+                continue
+            ttl = min(max(answer.ttl, self.min_refresh_seconds), self.max_refresh_seconds)
+            self._due[fqdn_id] = now + ttl
+            if answer.addresses != self._resolved.get(fqdn_id, frozenset()):
+                # The store bumps the ACL topic when it wrote: the next tick reloads (and every
+                # other edge node learns of it the same way).
+                await self.store_resolved(fqdn_id, answer.addresses)
+                self._resolved[fqdn_id] = answer.addresses

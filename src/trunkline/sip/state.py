@@ -1,0 +1,121 @@
+"""Desired state of the SIP edge as plain frozen data: what Kamailio is configured with and enforces.
+
+`EdgeConfig` is rendered into kamailio.cfg (it changes only with settings, so a change means a
+restart). `AclSnapshot` is what the source-address ACL should hold and which FQDNs must be resolved;
+it lives in the database and reaches a running Kamailio with `permissions.addressReload`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Engine = Literal["sqlite", "postgres"]
+Algorithm = Literal["MD5", "SHA-256"]
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Everything kamailio.cfg is rendered from."""
+
+    sip_host: str
+    sip_port: int
+    realm: str
+    engine: Engine
+    # Kamailio's URL of the API's database (read-only for Kamailio) and of its own (registrations).
+    app_db_url: str
+    edge_db_url: str
+    run_dir: Path
+    # MD5 by default: one algorithm per instance, and SHA-256 locks out MD5-only phones (reference §4a).
+    algorithm: Algorithm = "MD5"
+    # Where calls go that are not for a registered user (a carrier or PBX, "host:port"); None: 480 D21.
+    upstream: str | None = None
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    # usrloc timer: bounds the expiry lag of rows and, with write-back, the lag of the location table.
+    timer_interval: int = 10
+    children: int = 2
+    tcp_children: int = 2
+    debug: int = 1
+
+    @property
+    def rpc_socket(self) -> Path:
+        return self.run_dir / "kamailio_rpc.sock"
+
+    @property
+    def sqlite_files(self) -> tuple[str, str] | None:
+        """(API file, Kamailio file) when the edge runs on SQLite."""
+        if self.engine != "sqlite":
+            return None
+        return sqlite_path(self.app_db_url), sqlite_path(self.edge_db_url)
+
+
+def sqlite_path(kamailio_url: str) -> str:
+    """The file of a db_sqlite URL: everything after `sqlite://` (README.db_sqlite §5)."""
+    return kamailio_url.removeprefix("sqlite://")
+
+
+@dataclass(frozen=True, order=True)
+class FqdnTarget:
+    """One FQDN record to resolve: A records take its port, SRV records bring their own."""
+
+    fqdn_id: str
+    fqdn: str
+    dns_record_type: str
+    port: int | None
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    """One resolved address an FQDN admits."""
+
+    ip_address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class AclSnapshot:
+    """What the ACL topic stood at, and the FQDNs whose addresses feed it."""
+
+    version: int
+    fqdns: tuple[FqdnTarget, ...] = ()
+    # What each FQDN currently resolves to in the database, so unchanged answers write nothing.
+    resolved: dict[str, frozenset[Address]] = field(default_factory=dict)
+
+
+Outcome = Literal["ok", "unreg", "fail"]
+
+
+@dataclass(frozen=True)
+class RegistrationEvent:
+    """The newest REGISTER outcome of one user, as the edge's `reg` htable records it."""
+
+    at: float
+    outcome: Outcome
+    # When the user's last binding runs out (outcome "ok"), Unix seconds.
+    expires_at: float
+    ip_address: str
+    port: int
+    transport: str
+    user_agent: str
+
+    @classmethod
+    def parse(cls, value: str) -> RegistrationEvent | None:
+        """Read "<epoch>|<outcome>|<expiry>|<ip>|<port>|<proto>|<user agent>" (kamailio.cfg.tmpl)."""
+        parts = value.split("|", 6)
+        if len(parts) != 7 or parts[1] not in ("ok", "unreg", "fail"):
+            return None
+        try:
+            return cls(
+                at=float(parts[0]),
+                outcome=parts[1],  # type: ignore[arg-type]
+                expires_at=float(parts[2]),
+                ip_address=parts[3],
+                port=int(parts[4]),
+                transport=parts[5].upper(),
+                user_agent=parts[6],
+            )
+        except ValueError:
+            return None

@@ -1,0 +1,218 @@
+"""Owns the Kamailio process: render and validate its config, start it, watch it, restart it, stop it.
+
+The only code in trunkline that spawns processes. States are explicit and every transition is
+logged::
+
+    stopped → starting → running → (died) → failed → starting …
+                      ↘ failed (bad config, port taken, no answer)      running → stopping → stopped
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from trunkline.sip import edge_db, render
+from trunkline.sip.rpc import KamailioError, RpcClient
+from trunkline.sip.state import EdgeConfig
+
+log = logging.getLogger("trunkline.sip")
+
+INSTALL_HINT = (
+    "apt-get install -y kamailio kamailio-sqlite-modules kamailio-postgres-modules"
+    " (then `systemctl disable --now kamailio`: the package's own service would take port 5060)"
+)
+# Kamailio waits ser_kill_timeout (5 s, set in the config) for its children after SIGTERM.
+STOP_GRACE_SECONDS = 8.0
+READY_TIMEOUT_SECONDS = 15.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class State(enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPING = "stopping"
+
+
+class KamailioMissing(RuntimeError):
+    """The kamailio binary is not installed."""
+
+
+class KamailioConfigInvalid(RuntimeError):
+    """`kamailio -c` rejected the rendered configuration."""
+
+
+class Supervisor:
+    """Runs one Kamailio for one EdgeConfig in the config's runtime directory."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        workdir: Path,
+        binary: str = "kamailio",
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.binary = binary
+        self.rpc = RpcClient(config.rpc_socket)
+        # Called after every (re)start: what Kamailio loaded at start may already be stale.
+        self.on_start = on_start
+        self.state = State.STOPPED
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._next_attempt = 0.0
+        self._backoff = 1.0
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / render.CONFIG_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "kamailio.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _set(self, state: State, why: str = "") -> None:
+        if state is not self.state:
+            log.info("sip edge %s -> %s%s", self.state.value, state.value, f": {why}" if why else "")
+            self.state = state
+
+    def find_binary(self) -> str:
+        path = shutil.which(self.binary) or shutil.which(self.binary, path="/usr/sbin:/usr/local/sbin")
+        if path is None:
+            raise KamailioMissing(f"'{self.binary}' was not found. Install Kamailio: {INSTALL_HINT}")
+        return path
+
+    def prepare(self) -> None:
+        """Render the config, validate it with `kamailio -c`, and put it in place atomically."""
+        binary = self.find_binary()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        if files := self.config.sqlite_files:
+            edge_db.ensure(Path(files[1]))
+        for name, text in render.render(self.config).items():
+            candidate = self.workdir / f".{name}.new"
+            candidate.write_text(text)
+            check = subprocess.run(
+                [binary, "-c", "-f", str(candidate)], capture_output=True, text=True, timeout=30
+            )
+            if check.returncode != 0:
+                tail = "\n".join((check.stderr or check.stdout).strip().splitlines()[-15:])
+                raise KamailioConfigInvalid(f"kamailio -c rejected {name}:\n{tail}")
+            os.replace(candidate, self.workdir / name)
+
+    def start(self) -> None:
+        """Start Kamailio and wait until it answers RPC; FAILED (with the log's tail) if it does not."""
+        binary = self.find_binary()
+        self._set(State.STARTING)
+        self.prepare()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the life of the process
+        # -DD: stay in the foreground (children still fork) so we own the process; -E: log to stderr.
+        self._proc = subprocess.Popen(
+            [binary, "-DD", "-E", "-f", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() can reach every child
+        )
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self._fail(f"kamailio exited with {self._proc.returncode} while starting")
+                return
+            try:
+                self.rpc.call("core.version")
+            except KamailioError:
+                time.sleep(0.05)
+                continue
+            self._set(State.RUNNING, f"pid {self._proc.pid}, sip {self.sip_uri}")
+            self._backoff = 1.0
+            if self.on_start is not None:
+                self.on_start()
+            return
+        self._kill()
+        self._fail(f"no RPC answer within {READY_TIMEOUT_SECONDS:.0f} s")
+
+    @property
+    def sip_uri(self) -> str:
+        return f"{self.config.sip_host}:{self.config.sip_port} (udp, tcp)"
+
+    def check(self) -> None:
+        """Notice a dead Kamailio and start a new one, with a growing pause between attempts."""
+        if self.state is State.RUNNING and self._proc is not None and self._proc.poll() is not None:
+            self._close_log()
+            self._fail(f"kamailio (pid {self._proc.pid}) died with {self._proc.returncode}")
+        if self.state is State.FAILED and time.monotonic() >= self._next_attempt:
+            self.restarts += 1
+            try:
+                self.start()
+            except (KamailioConfigInvalid, OSError) as exc:
+                self._fail(str(exc))
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL to the whole group if Kamailio outlives its own kill timeout."""
+        if self._proc is None:
+            self._set(State.STOPPED)
+            return
+        self._set(State.STOPPING)
+        if self._proc.poll() is None:
+            with _gone():
+                os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.warning("kamailio did not stop in %.0f s; killing it", STOP_GRACE_SECONDS)
+                self._kill()
+        # Children that lost their parent must not keep the SIP port.
+        with _gone():
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        self._close_log()
+        self._proc = None
+        self._set(State.STOPPED)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _fail(self, why: str) -> None:
+        tail = self.log_tail(8)
+        self._set(State.FAILED, why + (f"\n{tail}" if tail else ""))
+        self._next_attempt = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _kill(self) -> None:
+        if self._proc is None:
+            return
+        with _gone():
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        with _gone():
+            self._proc.wait(timeout=5)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _gone() -> contextlib.suppress:
+    """Ignore a process (group) that is already gone."""
+    return contextlib.suppress(OSError, subprocess.TimeoutExpired)
