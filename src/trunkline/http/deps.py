@@ -17,11 +17,11 @@ from trunkline.store.paging import Page
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
@@ -69,7 +69,7 @@ async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_c
 def page_of(default_size: int) -> Callable[..., Page]:
     """A `page[number]` / `page[size]` dependency with this list's default size (reference §1.5)."""
 
-    def dependency(
+    async def dependency(
         number: Annotated[int, Query(alias="page[number]", ge=1, description="Page number, from 1.")] = 1,
         size: Annotated[
             int, Query(alias="page[size]", ge=1, le=250, description="Results per page (1-250).")

@@ -19,7 +19,7 @@ Sort = Literal["created_at", "-created_at", "connection_name", "-connection_name
 ListPage = Annotated[Page, Depends(page_of(250))]
 
 
-def connection_filters(
+async def connection_filters(
     name_contains: Annotated[
         str | None,
         Query(
