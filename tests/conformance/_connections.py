@@ -23,6 +23,12 @@ def token() -> str:
     return "tok-" + uuid.uuid4().hex[:16]
 
 
+def address() -> str:
+    """A private address no other test uses ((address, port) is unique server-wide): 24 random bits."""
+    n = uuid.uuid4().int
+    return f"10.{n & 255}.{(n >> 8) & 255}.{(n >> 16) % 254 + 1}"
+
+
 def credential(client: telnyx.Telnyx, **fields: Any) -> Any:
     """Create a credential connection through the SDK with the required fields filled in."""
     fields.setdefault("connection_name", "office")

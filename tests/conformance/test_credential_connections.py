@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -769,3 +770,25 @@ def test_check_registration_status_get_is_405(client: telnyx.Telnyx, http: httpx
     created = credential(client)
     r = http.get(f"/credential_connections/{created.id}/actions/check_registration_status")
     assert r.status_code == 405
+
+
+def test_create_credential_connection_concurrent_same_user_name_one_wins(
+    account: Account, new_account: Callable[..., Account]
+) -> None:
+    name = user_name()
+    others = [account, *(new_account() for _ in range(3))]
+    body = {"connection_name": "race", "user_name": name, "password": "s3cret-pass"}
+
+    def attempt(i: int) -> httpx.Response:
+        acct = others[i % len(others)]
+        return acct.http.post(
+            "/credential_connections", json={**body, "user_name": name if i % 2 else name.upper()}
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(attempt, range(8)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [422] * 7, [r.text for r in responses]
+    for r in responses:
+        if r.status_code == 422:
+            assert r.json()["errors"][0]["code"] == "10012", r.text

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import telnyx
 
+from tests import conftest
 from tests.conformance._connections import assert_error, errors_of
 from tests.conftest import Account, mint_key
 from tests.server import LiveServer
 from trunkline.resources import api_keys
 from trunkline.store.db import Database
+
+
+@pytest.fixture(scope="module")
+def auth_server(database_url: str) -> Iterator[LiveServer]:
+    """A server of its own for the tests that fail authentication on purpose, many times.
+
+    Failed attempts are limited per client address; on the shared server these would lock every other
+    test on 127.0.0.1 out.
+    """
+    live = LiveServer(conftest.test_settings(database_url, auth_failure_limit=1_000_000)).start()
+    yield live
+    live.stop()
 
 
 def revoke(database_url: str, key: str) -> None:
@@ -159,15 +173,15 @@ def _assert_401(r: httpx.Response) -> None:
         "Bearer not-even-shaped-like-a-key",
     ],
 )
-def test_request_without_a_valid_key_is_401(server: LiveServer, header: str | None) -> None:
+def test_request_without_a_valid_key_is_401(auth_server: LiveServer, header: str | None) -> None:
     headers = {"Authorization": header} if header is not None else {}
     for method, path in (("GET", "/ip_connections"), ("POST", "/ip_connections"), ("GET", "/connections/1")):
-        _assert_401(httpx.request(method, f"{server.api}{path}", headers=headers, json={}))
+        _assert_401(httpx.request(method, f"{auth_server.api}{path}", headers=headers, json={}))
 
 
-def test_request_with_a_key_of_wrong_secret_is_401(account: Account, server: LiveServer) -> None:
+def test_request_with_a_key_of_wrong_secret_is_401(account: Account, auth_server: LiveServer) -> None:
     forged = account.key[:-4] + ("AAAA" if not account.key.endswith("AAAA") else "BBBB")
-    _assert_401(httpx.get(f"{server.api}/ip_connections", headers={"Authorization": f"Bearer {forged}"}))
+    _assert_401(httpx.get(f"{auth_server.api}/ip_connections", headers={"Authorization": f"Bearer {forged}"}))
 
 
 def test_request_without_key_is_401_before_the_body_is_read(server: LiveServer) -> None:
@@ -177,8 +191,8 @@ def test_request_without_key_is_401_before_the_body_is_read(server: LiveServer) 
     _assert_401(r)
 
 
-def test_sdk_with_unknown_key_raises_authentication_error(server: LiveServer) -> None:
-    sdk = telnyx.Telnyx(api_key="KEY00_unknown", base_url=server.api, max_retries=0)
+def test_sdk_with_unknown_key_raises_authentication_error(auth_server: LiveServer) -> None:
+    sdk = telnyx.Telnyx(api_key="KEY00_unknown", base_url=auth_server.api, max_retries=0)
     with sdk, pytest.raises(telnyx.AuthenticationError) as err:
         sdk.ip_connections.list()
     assert err.value.status_code == 401
@@ -231,3 +245,66 @@ def test_error_responses_are_json_with_request_id(http: httpx.Client) -> None:
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/json")
     assert r.headers["x-request-id"] == "trace-123"
+
+
+def test_create_nul_character_in_connection_name_is_422(http: httpx.Client) -> None:
+    r = http.post(
+        "/ip_connections", json={"connection_name": "a\u0000b", "webhook_event_url": "https://x/\u0000"}
+    )
+    assert r.status_code == 422, r.text
+    assert [e["source"]["pointer"] for e in errors_of(r)] == ["/connection_name", "/webhook_event_url"]
+    assert http.get("/ip_connections").json()["meta"]["total_results"] == 0
+
+
+def test_create_nul_character_in_free_text_round_trips(client: telnyx.Telnyx, http: httpx.Client) -> None:
+    # Tags live only in the stored JSON document, where NUL is escaped: both engines keep it.
+    r = http.post("/ip_connections", json={"tags": ["a\u0000b"]})
+    assert r.status_code == 201, r.text
+    assert client.ip_connections.retrieve(r.json()["data"]["id"]).data.tags == ["a\x00b"]
+
+
+@pytest.mark.parametrize("path", ["/ip_connections", "/credential_connections", "/fqdn_connections"])
+def test_create_nul_character_in_profile_reference_is_10017(http: httpx.Client, path: str) -> None:
+    body = {"connection_name": "c", "outbound": {"outbound_voice_profile_id": "12\u00003"}}
+    if path == "/credential_connections":
+        body |= {"user_name": "u" + uuid.uuid4().hex[:12], "password": "s3cret-pass"}
+    assert_error(http.post(path, json=body), 422, code="10017", pointer="/outbound/outbound_voice_profile_id")
+
+
+def test_create_ip_with_nul_character_in_connection_id_is_10017(http: httpx.Client) -> None:
+    r = http.post("/ips", json={"ip_address": "192.0.2.99", "connection_id": "12\u00003"})
+    assert_error(r, 422, code="10017", pointer="/connection_id")
+
+
+def test_create_escaped_backslash_u0000_text_is_not_a_nul(http: httpx.Client) -> None:
+    r = raw(http, "POST", "/ip_connections", b'{"connection_name": "\\\\u0000"}', "application/json")
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["connection_name"] == "\\u0000"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/ip_connections/%00"),
+        ("GET", "/connections/%00abc"),
+        ("PATCH", "/credential_connections/1%002"),
+        ("DELETE", "/fqdn_connections/%00"),
+        ("POST", "/credential_connections/1%00/actions/check_registration_status"),
+    ],
+)
+def test_nul_character_in_a_connection_id_is_404(http: httpx.Client, method: str, path: str) -> None:
+    assert_error(http.request(method, path, json={} if method == "PATCH" else None), 404, code="10005")
+
+
+@pytest.mark.parametrize(
+    ("query", "pointer"),
+    [
+        ("filter[connection_name][contains]=a%00bc", "/filter/connection_name/contains"),
+        ("filter[fqdn]=%00", "/filter/fqdn"),
+        ("filter[outbound_voice_profile_id]=%00", "/filter/outbound_voice_profile_id"),
+        ("filter[outbound.outbound_voice_profile_id]=1%00", "/filter/outbound.outbound_voice_profile_id"),
+    ],
+)
+def test_list_nul_character_in_a_filter_is_422(http: httpx.Client, query: str, pointer: str) -> None:
+    for path in ("/connections", "/ip_connections"):
+        assert_error(http.get(f"{path}?{query}"), 422, pointer=pointer)

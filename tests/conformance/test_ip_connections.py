@@ -9,7 +9,15 @@ import httpx
 import pytest
 import telnyx
 
-from tests.conformance._connections import DEFAULT_CODECS, assert_error, pointers, profile, project, token
+from tests.conformance._connections import (
+    DEFAULT_CODECS,
+    address,
+    assert_error,
+    pointers,
+    profile,
+    project,
+    token,
+)
 
 IP_DEFAULTS: dict[str, Any] = {
     "record_type": "ip_connection",
@@ -76,12 +84,6 @@ IP_DEFAULTS: dict[str, Any] = {
 
 def wire(model: Any) -> dict[str, Any]:
     return model.to_dict(mode="json")  # type: ignore[no-any-return]
-
-
-def address() -> str:
-    """A documentation-range address no other test uses ((address, port) is unique server-wide)."""
-    n = uuid.uuid4().int
-    return f"198.18.{n % 256}.{(n >> 8) % 254 + 1}"
 
 
 def add_ip(client: telnyx.Telnyx, connection_id: str, ip: str | None = None, port: int = 5060) -> Any:

@@ -59,8 +59,15 @@ class RuleError(ValueError):
         self.loc = loc
 
 
+def no_nul(value: str) -> str:
+    """Text a column holds: PostgreSQL cannot store NUL, so neither engine is given one."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
 def _check_url(value: str) -> str:
-    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*$", value):
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00-\x1f/?#]+[^\s\x00-\x1f]*$", value):
         raise ValueError("must be an absolute URL with a scheme, such as https://example.com/webhooks")
     if len(value) > 2000:
         raise ValueError("must be at most 2000 characters")

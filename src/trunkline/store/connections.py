@@ -19,7 +19,15 @@ async def insert(conn: Conn, **values: Any) -> None:
     await conn.execute(sa.insert(connection).values(**values))
 
 
+def is_id(value: str) -> bool:
+    """Connection ids are digits (store/ids.py). Anything else names no connection, and PostgreSQL would
+    refuse a NUL in it (a 500) rather than find no row, so such values never reach a query."""
+    return value.isascii() and value.isdigit()
+
+
 async def get(conn: Conn, *, user_id: str, id: str, kind: str | None = None) -> RowMapping | None:
+    if not is_id(id):
+        return None
     stmt = sa.select(connection).where(connection.c.id == id, connection.c.user_id == user_id)
     if kind is not None:
         stmt = stmt.where(connection.c.kind == kind)
@@ -28,6 +36,8 @@ async def get(conn: Conn, *, user_id: str, id: str, kind: str | None = None) -> 
 
 async def get_any(conn: Conn, *, id: str) -> RowMapping | None:
     """A connection by id whatever its account: for rules that follow a reference already checked."""
+    if not is_id(id):
+        return None
     return (await conn.execute(sa.select(connection).where(connection.c.id == id))).mappings().first()
 
 

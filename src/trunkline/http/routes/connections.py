@@ -19,19 +19,25 @@ Sort = Literal["created_at", "-created_at", "connection_name", "-connection_name
 ListPage = Annotated[Page, Depends(page_of(250))]
 
 
+# No NUL in text filters: PostgreSQL cannot compare text holding one (a 500), and no stored value has it.
+TEXT = r"^[^\x00]*$"
+
+
 async def connection_filters(
     name_contains: Annotated[
         str | None,
         Query(
             alias="filter[connection_name][contains]",
             description="Case-insensitive substring, 3+ characters.",
+            pattern=TEXT,
         ),
     ] = None,
-    fqdn: Annotated[str | None, Query(alias="filter[fqdn]")] = None,
-    profile_id: Annotated[str | None, Query(alias="filter[outbound_voice_profile_id]")] = None,
+    fqdn: Annotated[str | None, Query(alias="filter[fqdn]", pattern=TEXT)] = None,
+    profile_id: Annotated[str | None, Query(alias="filter[outbound_voice_profile_id]", pattern=TEXT)] = None,
     # The older spelling Telnyx still documents (reference §4 row 12).
     profile_id_dotted: Annotated[
-        str | None, Query(alias="filter[outbound.outbound_voice_profile_id]", include_in_schema=False)
+        str | None,
+        Query(alias="filter[outbound.outbound_voice_profile_id]", include_in_schema=False, pattern=TEXT),
     ] = None,
 ) -> dict[str, Any]:
     if name_contains is not None and len(name_contains) < 3:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from trunkline.resources._base import RuleError, TelnyxModel, Url, UrlOrEmpty
+from trunkline.resources._base import RuleError, TelnyxModel, Url, UrlOrEmpty, no_nul
 
 AnchorSite = Literal[
     "Latency",
@@ -45,7 +45,7 @@ NoiseEngine = Literal[
 Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ]
-ConnectionName = Annotated[str, Field(min_length=1, max_length=255)]
+ConnectionName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(no_nul)]
 ChannelLimit = Annotated[int, Field(ge=0, le=100_000)]
 
 

@@ -233,7 +233,10 @@ async def _rules(
     errors: list[TelnyxError] = []
     outbound = settings.get("outbound") or {}
     profile_id = outbound.get("outbound_voice_profile_id")
-    if profile_id is not None and await store_profiles.get(conn, user_id=user_id, id=profile_id) is None:
+    # Profile ids are digits like connection ids; anything else (a NUL, say) names no profile.
+    if profile_id is not None and (
+        not store.is_id(profile_id) or await store_profiles.get(conn, user_id=user_id, id=profile_id) is None
+    ):
         errors.append(
             MissingAssociation(
                 f"Outbound voice profile {profile_id} does not exist.",
