@@ -64,4 +64,13 @@ def start_beside_api(database_url: str, sip_host: str, sip_port: int) -> EdgeSer
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     atexit.register(service.stop_thread)
+
+    # uvicorn restores the handlers it found and re-raises SIGINT/SIGTERM once it has shut down; with
+    # the default handlers the process would die there, before atexit, and leave Kamailio running.
+    def stop(signum: int, _frame: object) -> None:
+        service.stop_thread()
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     return service

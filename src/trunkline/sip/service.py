@@ -62,7 +62,9 @@ class EdgeService:
                         await asyncio.to_thread(self.supervisor.check)
                 await task
             finally:
-                await asyncio.to_thread(self.supervisor.stop)
+                # Not via to_thread: at interpreter exit (serve --sip's atexit hook) executors take
+                # no new work, and Kamailio must be stopped all the same.
+                self.supervisor.stop()
 
     def start_in_thread(self, *, timeout: float = 30.0) -> EdgeService:
         """Run the service on a thread of its own; return once Kamailio answers (or raise why not)."""

@@ -86,6 +86,10 @@ class Supervisor:
         return self.workdir / "kamailio.log"
 
     @property
+    def pid_path(self) -> Path:
+        return self.workdir / "kamailio.pid"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -123,6 +127,7 @@ class Supervisor:
         binary = self.find_binary()
         self._set(State.STARTING)
         self.prepare()
+        self._reap_stale()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the life of the process
         # -DD: stay in the foreground (children still fork) so we own the process; -E: log to stderr.
         self._proc = subprocess.Popen(
@@ -132,6 +137,9 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() can reach every child
         )
+        # Our own record (Kamailio's -P forks a process of its own): lets the next start find a
+        # Kamailio that outlived a SIGKILLed supervisor.
+        self.pid_path.write_text(f"{self._proc.pid}\n")
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -192,6 +200,21 @@ class Supervisor:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def _reap_stale(self) -> None:
+        """Stop a Kamailio of ours that outlived its supervisor (e.g. SIGKILLed): it holds the port."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.config_path).encode() in cmdline:
+            log.warning("stopping a stale kamailio (pid %d) left by an earlier run", pid)
+            with _gone():
+                os.killpg(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def _fail(self, why: str) -> None:
         tail = self.log_tail(8)
