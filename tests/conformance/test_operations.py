@@ -46,14 +46,15 @@ def test_access_log_has_one_json_line_per_request_without_the_key(
 ) -> None:
     live = LiveServer(test_settings(database_url, access_log=True)).start()
     key = mint_key(database_url, "log-account")
-    try:
-        with caplog.at_level(logging.INFO, logger="trunkline.access"):
+    # The line is written after the response is sent: keep capturing until the server has stopped.
+    with caplog.at_level(logging.INFO, logger="trunkline.access"):
+        try:
             r = httpx.get(
                 f"{live.api}/ips", headers={"Authorization": f"Bearer {key}", "X-Request-Id": "log-1"}
             )
             assert r.status_code == 200
-    finally:
-        live.stop()
+        finally:
+            live.stop()
     records = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "log-1"]
     assert len(records) == 1
     fields = records[0].fields  # type: ignore[attr-defined]
