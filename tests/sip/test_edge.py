@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 import telnyx
 
-from tests.sip.conftest import Edge, eventually, free_udp_tcp_port
+from tests.sip.conftest import REALM, Edge, eventually, free_udp_tcp_port
 from trunkline.store import changes, ids
 from trunkline.store import fqdns as store_fqdns
 from trunkline.store.schema import outbound_voice_profile
@@ -317,3 +317,30 @@ def test_supervisor_restarts_a_dead_kamailio(sip_edge: Edge) -> None:
     client, user = sip_edge.account(), new_user()
     credential(client, user)
     assert sip_edge.register(user, PASSWORD).returncode == 0
+
+
+def test_invite_of_a_credential_connection_is_challenged_then_reaches_the_target(sip_edge: Edge) -> None:
+    client, user = sip_edge.account(), new_user()
+    credential(client, user, PASSWORD)
+    service = service_name()
+    result = sip_edge.sipp(
+        "uac_auth.xml",
+        keys={"user": user, "realm": REALM},
+        args=("-au", user, "-ap", PASSWORD, "-s", service, "-d", "50"),
+    )
+    assert result.returncode == 0, result.status_lines
+    assert result.status_lines[0] == "SIP/2.0 407 Proxy Authentication Required"
+    assert reached_target(sip_edge, service)
+
+
+def test_invite_with_a_wrong_password_never_reaches_the_target(sip_edge: Edge) -> None:
+    client, user = sip_edge.account(), new_user()
+    credential(client, user, PASSWORD)
+    service = service_name()
+    result = sip_edge.sipp(
+        "uac_auth.xml",
+        keys={"user": user, "realm": REALM},
+        args=("-au", user, "-ap", "wrong-pw", "-s", service),
+    )
+    assert "SIP/2.0 403 Forbidden" in result.status_lines
+    assert not reached_target(sip_edge, service)

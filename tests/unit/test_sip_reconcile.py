@@ -164,3 +164,23 @@ def test_fqdns_are_re_resolved_on_their_ttl_and_failures_keep_the_addresses() ->
     clock.now += rec.retry_seconds + 1
     run(rec.tick())
     assert store.written == {"1": frozenset({Address("192.0.2.8", 5080)})}
+
+
+def test_a_write_that_leaves_the_address_table_alone_costs_no_reload() -> None:
+    clock = Clock()
+    kam = FakeKamailio(clock)
+    store = FakeStore(AclSnapshot(version=1, acl_digest="d1"))
+    rec = reconciler(store, kam, clock, {})
+    run(rec.tick())
+    assert kam.calls == 1
+    clock.now += 2
+    store.snapshot = AclSnapshot(version=2, acl_digest="d1")  # e.g. a new credential connection
+    run(rec.tick())
+    assert kam.calls == 1
+    store.snapshot = AclSnapshot(version=3, acl_digest="d2")  # a new IP
+    run(rec.tick())
+    assert kam.calls == 2
+    rec.kamailio_restarted()
+    clock.now += 2
+    run(rec.tick())
+    assert kam.calls == 3

@@ -97,6 +97,8 @@ class Reconciler:
     _targets: dict[str, FqdnTarget] = field(default_factory=dict)
     _resolved: dict[str, frozenset[Address]] = field(default_factory=dict)
     _reloader: Reloader | None = None
+    _pending_digest: str | None = None
+    _applied_digest: str | None = None
 
     @property
     def reloader(self) -> Reloader:
@@ -106,6 +108,7 @@ class Reconciler:
 
     def kamailio_restarted(self) -> None:
         """A new Kamailio loaded the table at start; reload anyway in case it raced a change."""
+        self._applied_digest = None
         self.reloader.request()
 
     async def tick(self) -> None:
@@ -114,9 +117,14 @@ class Reconciler:
             snapshot = await self.load_snapshot()
             self._adopt(snapshot)
             self.seen_version = snapshot.version
-            self.reloader.request()
+            # The newest content known; a reload after this point loads at least that.
+            self._pending_digest = snapshot.acl_digest
+            if not snapshot.acl_digest or snapshot.acl_digest != self._applied_digest:
+                self.reloader.request()
         await self._resolve_due()
-        await self.reloader.tick()
+        if await self.reloader.tick():
+            # Kamailio read the table after the snapshot: it holds at least that content.
+            self._applied_digest = self._pending_digest
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -83,6 +83,10 @@ class AclSnapshot:
     fqdns: tuple[FqdnTarget, ...] = ()
     # What each FQDN currently resolves to in the database, so unchanged answers write nothing.
     resolved: dict[str, frozenset[Address]] = field(default_factory=dict)
+    # A digest of the address table Kamailio would load now: writes that leave it unchanged (a new
+    # credential connection, a renamed connection) cost no reload, so the next real change need not
+    # wait for Kamailio's once-per-second reload window.
+    acl_digest: str = ""
 
 
 Outcome = Literal["ok", "unreg", "fail"]

@@ -6,6 +6,7 @@ Kamailio itself reads credentials, the address ACL and call limits through the `
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 import sqlalchemy as sa
@@ -14,6 +15,17 @@ from trunkline.sip.state import AclSnapshot, Address, FqdnTarget
 from trunkline.store import changes, ids
 from trunkline.store.db import Conn
 from trunkline.store.schema import connection, fqdn, fqdn_address
+
+# The view Kamailio's permissions module loads (migration 0002), described here only to read it.
+kam_address = sa.Table(
+    "kam_address",
+    sa.MetaData(),
+    sa.Column("grp", sa.Integer),
+    sa.Column("ip_addr", sa.String),
+    sa.Column("mask", sa.Integer),
+    sa.Column("port", sa.Integer),
+    sa.Column("tag", sa.String),
+)
 
 
 async def acl_version(conn: Conn) -> int:
@@ -40,8 +52,22 @@ async def load(conn: Conn) -> AclSnapshot:
     for row in rows.all():
         resolved[row.fqdn_id].add(Address(row.ip_address, row.port))
     return AclSnapshot(
-        version=version, fqdns=targets, resolved={k: frozenset(v) for k, v in resolved.items()}
+        version=version,
+        fqdns=targets,
+        resolved={k: frozenset(v) for k, v in resolved.items()},
+        acl_digest=await _acl_digest(conn),
     )
+
+
+async def _acl_digest(conn: Conn) -> str:
+    cols = kam_address.c
+    stmt = sa.select(cols.grp, cols.ip_addr, cols.mask, cols.port, cols.tag).order_by(
+        cols.ip_addr, cols.port, cols.tag
+    )
+    digest = hashlib.sha256()
+    for row in (await conn.execute(stmt)).all():
+        digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()
 
 
 async def store_resolved(conn: Conn, *, fqdn_id: str, addresses: frozenset[Address]) -> bool:
