@@ -353,3 +353,20 @@ def test_query_parameter_errors_point_at_the_parameter() -> None:
     assert (sort.title, sort.pointer) == ("Invalid sorting value", "/sort")
     other = _query_error({"loc": ("query", "filter[port]"), "msg": "Input should be a valid integer"})
     assert (other.title, other.pointer) == ("Bad Request", "/filter/port")
+
+
+def test_partial_model_makes_optional_nested_models_partial_too() -> None:
+    from pydantic import BaseModel
+
+    from trunkline.resources._base import TelnyxModel, partial_model
+
+    class Inner(TelnyxModel):
+        a: int
+        b: int
+
+    class Outer(TelnyxModel):
+        inner: Inner | None = None
+
+    patch = partial_model(Outer).model_validate({"inner": {"a": 1}})
+    assert patch.model_dump(exclude_unset=True) == {"inner": {"a": 1}}
+    assert isinstance(patch.inner, BaseModel)

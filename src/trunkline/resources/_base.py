@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+import types
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -179,7 +180,7 @@ def _partial_annotation(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return partial_model(annotation)
     origin = get_origin(annotation)
-    if origin is Union or str(origin) == "types.UnionType":
+    if origin is Union or origin is types.UnionType:
         args = tuple(_partial_annotation(a) for a in get_args(annotation))
         return Union[args]  # noqa: UP007
     if origin is Annotated:
