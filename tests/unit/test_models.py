@@ -27,7 +27,6 @@ from trunkline.resources._base import (
 )
 from trunkline.resources.connections import models
 from trunkline.resources.connections.kinds import KINDS
-from trunkline.store import connections as store_connections
 
 
 def pointers_of(model: type[BaseModel], body: Any) -> list[str]:
@@ -189,10 +188,10 @@ def test_url_or_empty_rules(value: str, ok: bool) -> None:
         assert pointers_of(Hook, {"url": value}) == ["/url"]
 
 
-def test_connection_name_refuses_nul_and_is_id_wants_digits() -> None:
+def test_connection_name_refuses_nul_and_numeric_ids_want_ascii_digits() -> None:
     assert pointers_of(models.IpConnectionSettings, {"connection_name": "a\x00b"}) == ["/connection_name"]
     assert [
-        store_connections.is_id(v) for v in ("913868250309771264", "", "12\x003", "\uff11\uff12", "-1", "1.0")
+        ids.is_numeric_id(v) for v in ("913868250309771264", "", "12\x003", "\uff11\uff12", "-1", "1.0")
     ] == [
         True,
         False,

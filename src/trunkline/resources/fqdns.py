@@ -10,7 +10,6 @@ from sqlalchemy.engine import RowMapping
 from trunkline.errors import (
     DuplicateResource,
     InvalidParameter,
-    MissingAssociation,
     ResourceNotFound,
     TelnyxError,
 )
@@ -151,14 +150,8 @@ async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
     return record(row)
 
 
-def _is_id(value: str) -> bool:
-    # Connection and FQDN ids are digits (store/ids.py): anything else names nothing, and PostgreSQL
-    # would refuse a NUL in it rather than find no row.
-    return value.isascii() and value.isdigit()
-
-
 async def _get_row(conn: Conn, user_id: str, id: str) -> RowMapping:
-    row = await store.get(conn, user_id=user_id, id=id) if _is_id(id) else None
+    row = await store.get(conn, user_id=user_id, id=id)
     if row is None:
         raise ResourceNotFound(f"FQDN {id} not found.")
     return row
@@ -195,19 +188,7 @@ async def _check(
 ) -> int | None:
     """Every rule at once; returns the port to store."""
     errors: list[TelnyxError] = []
-    owner = await connections.find(conn, user_id, connection_id) if _is_id(connection_id) else None
-    if owner is None:
-        errors.append(
-            MissingAssociation(f"Connection {connection_id} does not exist.", pointer="/connection_id")
-        )
-    elif owner["kind"] != "fqdn":
-        errors.append(
-            InvalidParameter(
-                f"Connection {connection_id} is a {owner['kind']} connection;"
-                " FQDNs attach to FQDN connections only.",
-                pointer="/connection_id",
-            )
-        )
+    errors += await connections.attachment_errors(conn, user_id, connection_id, kind="fqdn", what="FQDNs")
     try:
         port = _settle_port(dns_record_type, port, port_given)
     except InvalidParameter as exc:

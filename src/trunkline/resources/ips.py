@@ -9,8 +9,6 @@ from sqlalchemy.engine import RowMapping
 
 from trunkline.errors import (
     DuplicateResource,
-    InvalidParameter,
-    MissingAssociation,
     ResourceNotFound,
     TelnyxError,
 )
@@ -143,19 +141,7 @@ async def _check(
 ) -> None:
     errors: list[TelnyxError] = []
     if connection_id is not None:
-        owner = await connections.find(conn, user_id, connection_id)
-        if owner is None:
-            errors.append(
-                MissingAssociation(f"Connection {connection_id} does not exist.", pointer="/connection_id")
-            )
-        elif owner["kind"] != "ip":
-            errors.append(
-                InvalidParameter(
-                    f"Connection {connection_id} is a {owner['kind']} connection;"
-                    " IPs attach to IP connections only.",
-                    pointer="/connection_id",
-                )
-            )
+        errors += await connections.attachment_errors(conn, user_id, connection_id, kind="ip", what="IPs")
     taken = await store.find_address(conn, ip_address=ip_address, port=port)
     if taken is not None and taken["id"] != own_id:
         errors.append(

@@ -140,7 +140,7 @@ async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
 
 async def _get_row(conn: Conn, user_id: str, id: str) -> RowMapping:
     # Our ids are digits (store/ids.py); anything else names nothing, and PostgreSQL refuses a NUL.
-    row = await store.get(conn, user_id=user_id, id=id) if id.isascii() and id.isdigit() else None
+    row = await store.get(conn, user_id=user_id, id=id)
     if row is None:
         raise ResourceNotFound(f"Outbound voice profile {id} not found.")
     return row

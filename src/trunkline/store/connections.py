@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
+from trunkline.store import ids
 from trunkline.store.db import Conn
-from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
 from trunkline.store.schema import connection, fqdn, sip_credential
 
 SORTABLE = {"created_at", "connection_name", "active"}
@@ -19,14 +20,8 @@ async def insert(conn: Conn, **values: Any) -> None:
     await conn.execute(sa.insert(connection).values(**values))
 
 
-def is_id(value: str) -> bool:
-    """Connection ids are digits (store/ids.py). Anything else names no connection, and PostgreSQL would
-    refuse a NUL in it (a 500) rather than find no row, so such values never reach a query."""
-    return value.isascii() and value.isdigit()
-
-
 async def get(conn: Conn, *, user_id: str, id: str, kind: str | None = None) -> RowMapping | None:
-    if not is_id(id):
+    if not ids.is_numeric_id(id):
         return None
     stmt = sa.select(connection).where(connection.c.id == id, connection.c.user_id == user_id)
     if kind is not None:
@@ -36,7 +31,7 @@ async def get(conn: Conn, *, user_id: str, id: str, kind: str | None = None) -> 
 
 async def get_any(conn: Conn, *, id: str) -> RowMapping | None:
     """A connection by id whatever its account: for rules that follow a reference already checked."""
-    if not is_id(id):
+    if not ids.is_numeric_id(id):
         return None
     return (await conn.execute(sa.select(connection).where(connection.c.id == id))).mappings().first()
 
@@ -63,15 +58,7 @@ async def list_(
         where.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
     if fqdn_equals is not None:
         where.append(connection.c.id.in_(sa.select(fqdn.c.connection_id).where(fqdn.c.fqdn == fqdn_equals)))
-    column = connection.c[sort.lstrip("-")]
-    direction = sa.desc if sort.startswith("-") else sa.asc
-    key = direction(column)
-    if column.nullable:
-        # Unnamed connections come first ascending and last descending on both engines (PostgreSQL's
-        # default is the reverse of SQLite's). Only on nullable columns: NOT NULL ones keep index order.
-        key = key.nulls_last() if sort.startswith("-") else key.nulls_first()
-    order = [key, direction(connection.c.created_at), direction(connection.c.id)]
-    return await fetch_page(conn, connection, where=where, order_by=order, page=page)
+    return await fetch_page(conn, connection, where=where, order_by=sort_order(connection, sort), page=page)
 
 
 async def update(conn: Conn, *, id: str, **values: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
+from trunkline.store import ids
 from trunkline.store.db import Conn
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import fqdn
@@ -18,6 +19,8 @@ async def insert(conn: Conn, **values: Any) -> None:
 
 
 async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+    if not ids.is_numeric_id(id):
+        return None
     stmt = sa.select(fqdn).where(fqdn.c.id == id, fqdn.c.user_id == user_id)
     return (await conn.execute(stmt)).mappings().first()
 

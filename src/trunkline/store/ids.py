@@ -58,6 +58,23 @@ def uuid_id() -> str:
     return str(uuid.uuid4())
 
 
+def is_numeric_id(value: str) -> bool:
+    """Whether `value` can be one of our numeric ids.
+
+    Anything else names no record; checking first also keeps a NUL out of PostgreSQL, which would
+    refuse the query (a 500) rather than find no row.
+    """
+    return value.isascii() and value.isdigit() and len(value) <= 20
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def format_timestamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
+from trunkline.store import ids
 from trunkline.store.db import Conn
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import ip
@@ -17,6 +18,8 @@ async def insert(conn: Conn, **values: Any) -> None:
 
 
 async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+    if not ids.is_uuid(id):
+        return None
     stmt = sa.select(ip).where(ip.c.id == id, ip.c.user_id == user_id)
     return (await conn.execute(stmt)).mappings().first()
 

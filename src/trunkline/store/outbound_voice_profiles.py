@@ -7,8 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
+from trunkline.store import ids
 from trunkline.store.db import Conn
-from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
 from trunkline.store.schema import outbound_voice_profile as ovp
 
 
@@ -17,6 +18,8 @@ async def insert(conn: Conn, **values: Any) -> None:
 
 
 async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+    if not ids.is_numeric_id(id):
+        return None
     stmt = sa.select(ovp).where(ovp.c.id == id, ovp.c.user_id == user_id)
     return (await conn.execute(stmt)).mappings().first()
 
@@ -27,11 +30,8 @@ async def list_(
     where: list[sa.ColumnElement[bool]] = [ovp.c.user_id == user_id]
     if name_contains is not None:
         where.append(sa.func.lower(ovp.c.name).contains(name_contains.lower(), autoescape=True))
-    column = ovp.c[sort.lstrip("-")]
-    direction = sa.desc if sort.startswith("-") else sa.asc
     # Ties (every profile has service_plan "global") fall back to creation order, then the id.
-    order = [direction(column), direction(ovp.c.created_at), direction(ovp.c.id)]
-    return await fetch_page(conn, ovp, where=where, order_by=order, page=page)
+    return await fetch_page(conn, ovp, where=where, order_by=sort_order(ovp, sort), page=page)
 
 
 async def update(conn: Conn, *, id: str, **values: Any) -> None:

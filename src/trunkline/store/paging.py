@@ -33,6 +33,19 @@ class PageResult:
         return -(-self.total // self.page.size)
 
 
+def sort_order(table: sa.Table, sort: str) -> list[Any]:
+    """ORDER BY for `sort` ("name" ascending, "-name" descending), ties broken by creation, then id."""
+    descending = sort.startswith("-")
+    column = table.c[sort.lstrip("-")]
+    direction = sa.desc if descending else sa.asc
+    key = direction(column)
+    if column.nullable:
+        # NULLs first ascending and last descending on both engines (PostgreSQL's default is the
+        # reverse of SQLite's). Only on nullable columns: NOT NULL ones keep their index order.
+        key = key.nulls_last() if descending else key.nulls_first()
+    return [key, direction(table.c.created_at), direction(table.c.id)]
+
+
 async def fetch_page(
     conn: Conn,
     table: sa.Table,

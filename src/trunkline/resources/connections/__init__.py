@@ -2,6 +2,7 @@
 
 from trunkline.resources.connections.kinds import BY_RECORD_TYPE, CREDENTIAL, FQDN, IP, KINDS, KindSpec
 from trunkline.resources.connections.service import (
+    attachment_errors,
     create,
     delete,
     find,
@@ -20,6 +21,7 @@ __all__ = [
     "IP",
     "KINDS",
     "KindSpec",
+    "attachment_errors",
     "create",
     "delete",
     "find",

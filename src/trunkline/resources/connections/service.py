@@ -17,7 +17,7 @@ from trunkline.errors import (
     TelnyxError,
 )
 from trunkline.resources._base import deep_merge, raise_all, validate
-from trunkline.resources.connections.kinds import BY_RECORD_TYPE, FQDN, KindSpec
+from trunkline.resources.connections.kinds import BY_RECORD_TYPE, FQDN, KINDS, KindSpec
 from trunkline.store import changes, ids
 from trunkline.store import connections as store
 from trunkline.store import fqdns as store_fqdns
@@ -71,6 +71,24 @@ def digests(user_name: str, realm: str, password: str) -> dict[str, str]:
 async def find(conn: Conn, user_id: str, id: str) -> RowMapping | None:
     """A connection of any kind in this account, or None."""
     return await store.get(conn, user_id=user_id, id=id)
+
+
+async def attachment_errors(
+    conn: Conn, user_id: str, connection_id: str, *, kind: str, what: str
+) -> list[TelnyxError]:
+    """Why `what` (IPs, FQDNs) cannot attach to `connection_id`: it must be a `kind` connection here."""
+    owner = await store.get(conn, user_id=user_id, id=connection_id)
+    if owner is None:
+        return [MissingAssociation(f"Connection {connection_id} does not exist.", pointer="/connection_id")]
+    if owner["kind"] != kind:
+        return [
+            InvalidParameter(
+                f"Connection {connection_id} is a {owner['kind']} connection;"
+                f" {what} attach to {KINDS[kind].title.replace(' connection', '')} connections only.",
+                pointer="/connection_id",
+            )
+        ]
+    return []
 
 
 async def get_document(conn: Conn, user_id: str, spec: KindSpec, id: str) -> str:
@@ -235,7 +253,8 @@ async def _rules(
     profile_id = outbound.get("outbound_voice_profile_id")
     # Profile ids are digits like connection ids; anything else (a NUL, say) names no profile.
     if profile_id is not None and (
-        not store.is_id(profile_id) or await store_profiles.get(conn, user_id=user_id, id=profile_id) is None
+        not ids.is_numeric_id(profile_id)
+        or await store_profiles.get(conn, user_id=user_id, id=profile_id) is None
     ):
         errors.append(
             MissingAssociation(
