@@ -27,6 +27,7 @@ from trunkline.resources._base import (
 )
 from trunkline.resources.connections import models
 from trunkline.resources.connections.kinds import KINDS
+from trunkline.store import ids
 
 
 def pointers_of(model: type[BaseModel], body: Any) -> list[str]:
