@@ -344,3 +344,23 @@ def test_invite_with_a_wrong_password_never_reaches_the_target(sip_edge: Edge) -
     )
     assert "SIP/2.0 403 Forbidden" in result.status_lines
     assert not reached_target(sip_edge, service)
+
+
+def test_supervisor_replaces_a_kamailio_that_stops_answering(sip_edge: Edge) -> None:
+    import os
+    import signal
+
+    supervisor = sip_edge.service.supervisor
+    supervisor.probe_seconds = 0.3
+    try:
+        wedged = supervisor.pid
+        assert wedged is not None
+        os.killpg(wedged, signal.SIGSTOP)  # alive, but answers nothing
+        eventually(
+            lambda: supervisor.pid not in (None, wedged) and supervisor.state.value == "running", timeout=30
+        )
+    finally:
+        supervisor.probe_seconds = 5.0
+    client, user = sip_edge.account(), new_user()
+    credential(client, user)
+    assert sip_edge.register(user, PASSWORD).returncode == 0

@@ -35,6 +35,10 @@ INSTALL_HINT = (
 STOP_GRACE_SECONDS = 8.0
 READY_TIMEOUT_SECONDS = 15.0
 MAX_BACKOFF_SECONDS = 30.0
+# Health checks of a running Kamailio: one RPC call every PROBE_SECONDS; so many misses in a row
+# (each waits the RPC timeout) mean it is wedged and is restarted.
+PROBE_SECONDS = 5.0
+MAX_MISSED_PROBES = 3
 
 
 class State(enum.Enum):
@@ -76,6 +80,9 @@ class Supervisor:
         self._log: IO[bytes] | None = None
         self._next_attempt = 0.0
         self._backoff = 1.0
+        self._next_probe = 0.0
+        self._missed_probes = 0
+        self.probe_seconds = PROBE_SECONDS
 
     @property
     def config_path(self) -> Path:
@@ -152,6 +159,8 @@ class Supervisor:
                 continue
             self._set(State.RUNNING, f"pid {self._proc.pid}, sip {self.sip_uri}")
             self._backoff = 1.0
+            self._missed_probes = 0
+            self._next_probe = time.monotonic() + self.probe_seconds
             if self.on_start is not None:
                 self.on_start()
             return
@@ -163,16 +172,35 @@ class Supervisor:
         return f"{self.config.sip_host}:{self.config.sip_port} (udp, tcp)"
 
     def check(self) -> None:
-        """Notice a dead Kamailio and start a new one, with a growing pause between attempts."""
+        """Notice a dead or hung Kamailio and start a new one, with a growing pause between attempts."""
         if self.state is State.RUNNING and self._proc is not None and self._proc.poll() is not None:
             self._close_log()
             self._fail(f"kamailio (pid {self._proc.pid}) died with {self._proc.returncode}")
+        if self.state is State.RUNNING and time.monotonic() >= self._next_probe:
+            self._probe()
         if self.state is State.FAILED and time.monotonic() >= self._next_attempt:
             self.restarts += 1
             try:
                 self.start()
             except (KamailioConfigInvalid, OSError) as exc:
                 self._fail(str(exc))
+
+    def _probe(self) -> None:
+        """Alive is not enough: a Kamailio whose RPC stops answering (a wedged process) is replaced."""
+        self._next_probe = time.monotonic() + self.probe_seconds
+        try:
+            self.rpc.call("core.version")
+        except KamailioError as exc:
+            self._missed_probes += 1
+            log.warning(
+                "kamailio health check failed (%d/%d): %s", self._missed_probes, MAX_MISSED_PROBES, exc
+            )
+            if self._missed_probes >= MAX_MISSED_PROBES:
+                self._kill()
+                self._close_log()
+                self._fail(f"no RPC answer to {MAX_MISSED_PROBES} health checks in a row")
+            return
+        self._missed_probes = 0
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the whole group if Kamailio outlives its own kill timeout."""
