@@ -24,7 +24,8 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal needs brackets
+        return f"http://{host}:{self.port}"
 
     @property
     def api(self) -> str:
@@ -39,6 +40,8 @@ class LiveServer:
             access_log=False,
             loop="asyncio",
             lifespan="on",
+            # As `trunkline serve`: the app reads X-Forwarded-For itself, from trusted proxies only.
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

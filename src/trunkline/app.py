@@ -15,8 +15,9 @@ from trunkline.config import Settings
 from trunkline.errors import ServiceUnavailable
 from trunkline.http import envelope, handlers, openapi
 from trunkline.http.auth import Authenticator
-from trunkline.http.middleware import BodyLimit, RequestContext
-from trunkline.http.routes import connections, fqdns, ips, outbound_voice_profiles
+from trunkline.http.front_door import FrontDoor
+from trunkline.http.middleware import BodyLimit, RequestContext, SecurityHeaders
+from trunkline.http.routes import access_ip_ranges, connections, fqdns, ips, outbound_voice_profiles
 from trunkline.store import ids
 from trunkline.store.db import Database, DatabaseUnavailable
 
@@ -32,9 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.database_url)
         app.state.db = db
         app.state.auth = Authenticator(db, ttl=settings.key_cache_seconds)
+        app.state.front_door = FrontDoor(settings, db)
+        await app.state.front_door.start()
         try:
             yield
         finally:
+            await app.state.front_door.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -50,7 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Where registration status is read from: what the SIP edge on this host recorded.
     app.state.edge_view = edge.registration_view(settings)
     handlers.install(app)
-    for router in [*connections.routers, ips.router, fqdns.router, outbound_voice_profiles.router]:
+    for router in [
+        *connections.routers,
+        ips.router,
+        access_ip_ranges.router,
+        fqdns.router,
+        outbound_voice_profiles.router,
+    ]:
         app.include_router(
             router,
             prefix=API_PREFIX,
@@ -81,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return envelope.JsonBytes(b'{"status":"ready"}')
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     app.add_middleware(RequestContext, log=settings.access_log)
     return app

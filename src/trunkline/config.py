@@ -27,15 +27,22 @@ class Settings(BaseSettings):
     # How long a validated API key is trusted from the in-process cache: the bound on how late a
     # revocation takes effect on a running server.
     key_cache_seconds: float = 5.0
-    # Rate limit per API key, in the `limits` library's notation ("100/second", "6000/minute").
-    rate_limit: str = "100/second"
-    # Failed authentications allowed per client address and minute.
+    # Rate limit per API key, in the `limits` library's notation ("100/second", "6000/minute"). The
+    # default is generous: it stops a runaway loop, not a busy integration or a parallel test suite.
+    rate_limit: str = "1000/second"
+    # Failed authentications allowed per client address (IPv6: per /64) and minute; then 429.
     auth_failure_limit: int = 30
+    # redis://host:port/db: rate-limit counters shared by every API instance; unset keeps them in process.
     redis_url: str | None = None
+    # Comma-separated addresses or CIDR blocks of proxies whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
     # How often each instance reloads the access IP ranges (seconds); a change on this instance is
     # loaded at once.
     access_gate_refresh_seconds: float = 2.0
+    # `serve` closes a connection whose request (line, headers and body) takes longer than this to
+    # arrive, and answers 431 to a request head larger than max_header_bytes (slow or bloated clients).
+    request_read_timeout_seconds: float = 15.0
+    max_header_bytes: int = 65_536
     # Snowflake node (0..1023) in ids; unset means a random node per process.
     node_id: int | None = None
     # Runtime directory for the SIP edge (rendered config, sockets, Kamailio's own database).

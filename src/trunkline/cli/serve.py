@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.config
 import os
@@ -11,6 +12,9 @@ import typer
 
 from trunkline.cli import sip as cli_sip
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
+from trunkline.cli._protocol import GuardedHttpToolsProtocol
+from trunkline.config import Settings
+from trunkline.http import front_door
 from trunkline.resources import api_keys
 from trunkline.store import migrate
 
@@ -42,6 +46,13 @@ def serve(
     import uvicorn
 
     configure_logging(log_level)
+    # The remaining settings (timeouts, limits) come from TRUNKLINE_* variables, as in the workers.
+    settings = Settings(database_url=database_url)
+    try:
+        front_door.check_settings(settings)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     log = logging.getLogger("trunkline")
     migrate.upgrade(database_url)
     if not run_in_transaction(database_url, api_keys.any_exist):
@@ -62,9 +73,18 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools with a read timeout and a head size cap (cli/_protocol.py); a partial of a
+        # module-level class, so it pickles into worker processes.
+        http=functools.partial(
+            GuardedHttpToolsProtocol,
+            read_timeout=settings.request_read_timeout_seconds,
+            max_head_bytes=settings.max_header_bytes,
+        ),
         log_config=None,
         access_log=False,
+        # trunkline reads X-Forwarded-For itself, only from TRUNKLINE_TRUSTED_PROXIES: uvicorn's own
+        # handling would believe any client on 127.0.0.1 and rewrite the peer address before we see it.
+        proxy_headers=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
         server_header=False,

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 
 from trunkline.config import Settings
 from trunkline.errors import AuthenticationFailed, BadRequest, NotAuthorized, UnsupportedMediaType
+from trunkline.http.front_door import FrontDoor
 from trunkline.resources.api_keys import Principal
 from trunkline.store.db import Conn, Database
 from trunkline.store.paging import Page
@@ -26,15 +27,23 @@ async def get_database(request: Request) -> Database:
 
 
 async def get_caller(request: Request) -> Principal:
-    """The account the request acts for; read-only keys may only read."""
+    """The account the request acts for; read-only keys may only read.
+
+    The front door (http/front_door.py) limits failed attempts per address, applies the access gate
+    and the key's rate limit; a request it refuses does nothing.
+    """
+    door: FrontDoor = request.app.state.front_door
+    address = door.client_address(request.scope)
+    door.check_lockout(address)
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthenticationFailed()
     principal = await request.app.state.auth.authenticate(key.strip())
     if principal is None:
-        raise AuthenticationFailed()
+        raise await door.refuse_key(address)
     request.state.key_id = principal.key_id
+    await door.admit(request, principal, address)
     if principal.read_only and request.method not in SAFE_METHODS:
         raise NotAuthorized("This API key is read-only; use a key with write access to change resources.")
     return principal

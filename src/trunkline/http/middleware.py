@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and the access log, and the body size limit."""
+"""Pure ASGI middleware: request ids and the access log, security headers, and the body size limit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trunkline.errors import PayloadTooLarge
+from trunkline.errors import BadRequest, PayloadTooLarge
 
 access_log = logging.getLogger("trunkline.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -34,6 +34,29 @@ class RequestContext:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
+        logged = False
+
+        def write_log() -> None:
+            nonlocal logged
+            if not self.log or logged:
+                return
+            logged = True
+            peer = (scope.get("client") or [None])[0]
+            access_log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                        "request_id": request_id,
+                        "key_id": state.get("key_id"),
+                        # The address the front door resolved (X-Forwarded-For from a trusted proxy).
+                        "client": state.get("client_address", peer),
+                    }
+                },
+            )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -43,26 +66,54 @@ class RequestContext:
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(state.get("response_headers", ()))
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Written before the last byte leaves, so whoever holds a response can find its line.
+                write_log()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if self.log:
-                access_log.info(
-                    "request",
-                    extra={
-                        "fields": {
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "status": status,
-                            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                            "request_id": request_id,
-                            "key_id": state.get("key_id"),
-                            "client": (scope.get("client") or [None])[0],
-                        }
-                    },
-                )
+            write_log()  # no response was completed (the client left, or the app raised)
+
+
+# For a JSON API: nothing may be sniffed, framed, cached or sent on as a referrer. The CSP forbids every
+# kind of content, which a JSON document never needs (OWASP REST Security Cheat Sheet, "Security
+# headers"). HSTS is left to the TLS-terminating proxy: trunkline itself speaks plain HTTP.
+_API_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+# The docs page runs Swagger UI from a CDN with inline script, so it gets no CSP.
+_DOCS_HEADERS = [h for h in _API_HEADERS if h[0] != b"content-security-policy"]
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response; the docs page keeps all but the CSP."""
+
+    def __init__(self, app: ASGIApp, *, docs_path: str) -> None:
+        self.app = app
+        self.docs_path = docs_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = _DOCS_HEADERS if scope["path"] == self.docs_path else _API_HEADERS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", ())}
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *(h for h in extra if h[0] not in names),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BodyLimit:
@@ -80,16 +131,22 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _too_large(send, self.max_bytes)
             return
-        seen = 0
+        seen, complete = 0, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, complete
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     # Raised inside the app, so its Telnyx error handler answers 413.
                     raise PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+                complete = not message.get("more_body", False)
+            elif message["type"] == "http.disconnect" and not complete:
+                # The client left (or `serve` cut off a body that came too slowly) mid-body: an
+                # ordinary client error, answered to no one and logged as one access line, where
+                # Starlette's ClientDisconnect would reach the last-resort handler as a traceback.
+                raise BadRequest("The connection closed before the whole request body arrived.")
             return message
 
         await self.app(scope, limited, send)
