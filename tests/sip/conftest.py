@@ -27,7 +27,7 @@ from tests.server import LiveServer
 from tests.services import missing
 from trunkline import edge as edge_wiring
 from trunkline.sip.dns import Resolution
-from trunkline.sip.rpc import RpcClient
+from trunkline.sip.rpc import KamailioRpcError, RpcClient
 from trunkline.sip.service import EdgeService
 from trunkline.sip.state import Address, FqdnTarget
 from trunkline.store.db import Database
@@ -165,16 +165,29 @@ class Edge:
             return SippResult(proc.returncode, text, proc.stderr.decode(errors="replace"))
 
     def sipp_background(
-        self, scenario: str, *, local_ip: str = "127.0.0.1", args: tuple[str, ...] = ()
+        self,
+        scenario: str,
+        *,
+        local_ip: str = "127.0.0.1",
+        local_port: int | None = None,
+        args: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
         """Start one SIPp call and return at once (for calls that must overlap)."""
         tmp = Path(tempfile.mkdtemp(prefix="sipp-bg-", dir=self.workdir))
-        cmd = self._sipp_cmd(scenario, local_ip, None, None, args, 20.0, tmp / "messages.log")
+        cmd = self._sipp_cmd(scenario, local_ip, local_port, None, args, 20.0, tmp / "messages.log")
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
 
-    def calls_of(self, connection_id: str) -> int:
-        """Calls the edge counts against a connection's outbound channel limit right now."""
-        result = self.rpc.call("dlg.profile_get_size", "outc", connection_id)
+    def last_outcome(self, user: str) -> str | None:
+        """The edge's newest REGISTER outcome for a user ("ok", "unreg", "fail"), if any."""
+        try:
+            value = self.rpc.call("htable.get", "reg", user)["item"]["value"]
+        except KamailioRpcError:
+            return None
+        return str(value).split("|")[1]
+
+    def calls_of(self, connection_id: str, *, profile: str = "outc") -> int:
+        """Calls the edge counts against a connection's channel limit right now (outc/inc/ovp)."""
+        result = self.rpc.call("dlg.profile_get_size", profile, connection_id)
         return int(result.get("size", 0)) if isinstance(result, dict) else int(result or 0)
 
     def register(

@@ -364,3 +364,32 @@ def test_supervisor_replaces_a_kamailio_that_stops_answering(sip_edge: Edge) -> 
     client, user = sip_edge.account(), new_user()
     credential(client, user)
     assert sip_edge.register(user, PASSWORD).returncode == 0
+
+
+def test_call_to_a_registered_user_reaches_the_phone_within_its_inbound_channel_limit(sip_edge: Edge) -> None:
+    client, user = sip_edge.account(), new_user()
+    client.credential_connections.create(
+        connection_name=user, user_name=user, password=PASSWORD, inbound={"channel_limit": 1}
+    )
+    caller = ip_connection(client, "127.0.0.20")
+    eventually(lambda: in_acl(sip_edge, "127.0.0.20", caller), timeout=3)
+    # The phone registers, then answers on the address it registered (SIPp ties a scenario to its
+    # own Call-ID, so the answering side is a second SIPp on the same address and port).
+    port = free_udp_tcp_port("127.0.0.21")
+    assert sip_edge.register(user, PASSWORD, local_ip="127.0.0.21", local_port=port).returncode == 0
+    phone = sip_edge.sipp_background("uas.xml", local_ip="127.0.0.21", local_port=port)
+    first = sip_edge.sipp_background("uac.xml", local_ip="127.0.0.20", args=("-s", user, "-d", "3000"))
+    eventually(lambda: sip_edge.calls_of(user_connection(sip_edge, user), profile="inc") == 1, timeout=10)
+    # The phone's one channel is busy: a second call to it is refused before it rings.
+    second, _ = call(sip_edge, "127.0.0.20", refused=True, args=("-s", user))
+    first_rc, phone_rc = first.wait(timeout=30), phone.wait(timeout=30)
+    assert second.status_lines[-1] == "SIP/2.0 403 Channel Limit Exceeded D22"
+    assert (first_rc, phone_rc) == (0, 0)
+
+
+def user_connection(edge: Edge, user: str) -> str:
+    async def find(conn: Any) -> str:
+        stmt = sa.text("SELECT id FROM connection WHERE user_name = :u").bindparams(u=user)
+        return str((await conn.execute(stmt)).scalar())
+
+    return str(edge.db(find))
