@@ -166,8 +166,9 @@ def test_delete_returns_the_bare_deleted_object(acct: Account) -> None:
 
 
 def test_delete_unknown_or_foreign_range_is_404(acct: Account, new_account) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(telnyx.NotFoundError):
-        acct.client.access_ip_ranges.delete("1234567890")
+    for unknown in ("1234567890", "not-an-id", "9" * 40):
+        with pytest.raises(telnyx.NotFoundError):
+            acct.client.access_ip_ranges.delete(unknown)
     other = new_account()
     theirs = other.client.access_ip_ranges.create(cidr_block=LOOPBACK)
     with pytest.raises(telnyx.NotFoundError) as err:

@@ -54,6 +54,13 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     log = logging.getLogger("trunkline")
+    if workers > 1 and not settings.redis_url:
+        log.warning(
+            "%d workers without TRUNKLINE_REDIS_URL: each worker counts rate limits on its own, so a key"
+            " may make up to %d times TRUNKLINE_RATE_LIMIT; set TRUNKLINE_REDIS_URL for one budget",
+            workers,
+            workers,
+        )
     migrate.upgrade(database_url)
     if not run_in_transaction(database_url, api_keys.any_exist):
         log.warning(

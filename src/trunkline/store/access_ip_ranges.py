@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from trunkline.store import changes
+from trunkline.store import changes, ids
 from trunkline.store.db import Conn
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import access_ip_range as air
@@ -26,6 +26,8 @@ async def insert(conn: Conn, **values: Any) -> None:
 
 
 async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+    if not ids.is_numeric_id(id):
+        return None  # not one of our ids: no row, and no query PostgreSQL might refuse
     stmt = sa.select(air).where(air.c.id == id, air.c.user_id == user_id)
     return (await conn.execute(stmt)).mappings().first()
 
