@@ -266,7 +266,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             users = create_users(url, args.users)
             sip_port = free_port()
             # On PostgreSQL Kamailio logs in as the role migration 0002 made for it, as deployed.
-            kamailio_url = url.replace("//postgres@", "//trunkline_kamailio@", 1) if backend != "sqlite" else None
+            kamailio_url = (
+                url.replace("//postgres@", "//trunkline_kamailio@", 1) if backend != "sqlite" else None
+            )
             settings = Settings(
                 database_url=url, sip_dir=tmp / "sip", sip_port=sip_port, sip_realm=REALM,
                 sip_poll_seconds=0.1, access_log=False, sip_database_url=kamailio_url,
