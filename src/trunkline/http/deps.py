@@ -75,11 +75,19 @@ async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_c
     return body
 
 
+# The largest page number: its offset, (number - 1) * 250, must fit the databases' 64-bit OFFSET.
+# Beyond any real data either way; larger numbers are refused like other bad pagination (422).
+MAX_PAGE_NUMBER = 2**31 - 1
+
+
 def page_of(default_size: int) -> Callable[..., Page]:
     """A `page[number]` / `page[size]` dependency with this list's default size (reference §1.5)."""
 
     async def dependency(
-        number: Annotated[int, Query(alias="page[number]", ge=1, description="Page number, from 1.")] = 1,
+        number: Annotated[
+            int,
+            Query(alias="page[number]", ge=1, le=MAX_PAGE_NUMBER, description="Page number, from 1."),
+        ] = 1,
         size: Annotated[
             int, Query(alias="page[size]", ge=1, le=250, description="Results per page (1-250).")
         ] = default_size,
