@@ -240,6 +240,20 @@ def test_read_only_key_writing_is_403(
         assert ro.get(f"/connections/{existing.id}").status_code == 200
 
 
+def test_read_only_key_may_check_registration_status(
+    new_account: Callable[..., Account], database_url: str
+) -> None:
+    owner = new_account()
+    conn = owner.client.credential_connections.create(
+        connection_name="ro", user_name=f"ro{owner.user_id[-8:]}", password="password123"
+    ).data
+    key = mint_key(database_url, owner.user_id, read_only=True)
+    with httpx.Client(base_url=str(owner.http.base_url), headers={"Authorization": f"Bearer {key}"}) as ro:
+        r = ro.post(f"/credential_connections/{conn.id}/actions/check_registration_status")
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["status"] == "Not Registered"
+
+
 def test_error_responses_are_json_with_request_id(http: httpx.Client) -> None:
     r = http.get("/ip_connections/1", headers={"X-Request-Id": "trace-123"})
     assert r.status_code == 404

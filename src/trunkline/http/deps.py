@@ -18,6 +18,16 @@ from trunkline.store.paging import Page
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+async def marks_read(request: Request) -> None:
+    """Route dependency for a POST action that only reads (check_registration_status): read-only keys
+    may call it and it runs in a read transaction. Route dependencies resolve before the caller's."""
+    request.state.reads_only = True
+
+
+def writes(request: Request) -> bool:
+    return request.method not in SAFE_METHODS and not getattr(request.state, "reads_only", False)
+
+
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -44,7 +54,7 @@ async def get_caller(request: Request) -> Principal:
         raise await door.refuse_key(address)
     request.state.key_id = principal.key_id
     await door.admit(request, principal, address)
-    if principal.read_only and request.method not in SAFE_METHODS:
+    if principal.read_only and writes(request):
         raise NotAuthorized("This API key is read-only; use a key with write access to change resources.")
     return principal
 
@@ -54,7 +64,7 @@ async def get_conn(
 ) -> AsyncIterator[Conn]:
     """One transaction per request, committed before the response is sent."""
     db: Database = request.app.state.db
-    async with db.transaction(write=request.method not in SAFE_METHODS) as conn:
+    async with db.transaction(write=writes(request)) as conn:
         yield conn
 
 

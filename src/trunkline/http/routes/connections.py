@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from trunkline.errors import InvalidParameter
 from trunkline.http import envelope
-from trunkline.http.deps import AppSettings, Body, Caller, Db, page_of
+from trunkline.http.deps import AppSettings, Body, Caller, Db, marks_read, page_of
 from trunkline.http.openapi import request_body
 from trunkline.resources import connections, registrations
 from trunkline.resources.connections import KindSpec
@@ -118,6 +118,7 @@ ip_router = make_router(connections.IP)
 @credential_router.post(
     "/{id}/actions/check_registration_status",
     summary="Check a credential connection's registration status",
+    dependencies=[Depends(marks_read)],
     responses={200: {"model": envelope.Data[registrations.RegistrationStatus]}},
 )
 async def check_registration_status(caller: Caller, db: Db, id: str, request: Request) -> envelope.JsonBytes:
