@@ -50,12 +50,36 @@ def sync_url(url: str) -> sa.URL:
     return normalize_url(url)
 
 
+# Where a constraint's field sits in the request body. Keys are what each engine names: PostgreSQL the
+# constraint (schema.py's naming convention), SQLite "table.column" of a UNIQUE index.
+_POINTERS = {
+    "uq_connection_user_name_key": "/user_name",
+    "connection.user_name_key": "/user_name",
+    "uq_connection_ip_authentication_token": "/outbound/ip_authentication_token",
+    "connection.ip_authentication_token": "/outbound/ip_authentication_token",
+    "uq_ip_ip_address_port": "/ip_address",
+    "ip.ip_address, ip.port": "/ip_address",
+    "uq_access_ip_range_user_id_cidr_block": "/cidr_block",
+    "access_ip_range.user_id, access_ip_range.cidr_block": "/cidr_block",
+    "fk_connection_outbound_voice_profile_id_outbound_voice_profile": "/outbound/outbound_voice_profile_id",
+    "fk_ip_connection_id_connection": "/connection_id",
+    "fk_fqdn_connection_id_connection": "/connection_id",
+}
+
+
 def translate_integrity_error(exc: IntegrityError) -> TelnyxError:
     """A constraint the pre-checks did not catch (a race between two writers) as a Telnyx error."""
-    text = str(exc.orig).lower()
-    if "foreign key" in text:
-        return MissingAssociation("A referenced resource does not exist.")
-    return DuplicateResource("A resource with these values already exists.")
+    orig = exc.orig
+    name = getattr(orig, "constraint_name", None) or getattr(
+        getattr(orig, "__cause__", None), "constraint_name", None
+    )
+    text = str(orig)
+    if name is None and ":" in text:  # SQLite: "UNIQUE constraint failed: ip.ip_address, ip.port"
+        name = text.split(":", 1)[1].strip()
+    pointer = _POINTERS.get(name or "", "/")
+    if "foreign key" in text.lower():
+        return MissingAssociation("A referenced resource does not exist.", pointer=pointer)
+    return DuplicateResource("A resource with these values already exists.", pointer=pointer)
 
 
 class _SqliteConn:

@@ -1,0 +1,45 @@
+"""A uniqueness race that only the database catches still answers 422 with the field's pointer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from trunkline.errors import DuplicateResource
+from trunkline.store import connections, ids
+from trunkline.store.db import Database
+
+
+def _insert(database_url: str, user_name: str) -> None:
+    async def go() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction(write=True) as conn:
+                stamp = ids.now()
+                await connections.insert(
+                    conn,
+                    id=ids.numeric_id(),
+                    user_id="race",
+                    kind="credential",
+                    connection_name="r",
+                    active=True,
+                    user_name=user_name,
+                    user_name_key=user_name.lower(),
+                    document="{}",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_duplicate_user_name_from_the_database_points_at_user_name(database_url: str) -> None:
+    name = f"race{ids.numeric_id()[-8:]}"
+    _insert(database_url, name)
+    with pytest.raises(DuplicateResource) as err:
+        _insert(database_url, name.upper())
+    assert err.value.pointer == "/user_name"
+    assert err.value.code == "10012"
