@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ class Conn(Protocol):
 
     dialect: str
 
-    async def execute(self, stmt: Executable) -> Result[Any]: ...
+    async def execute(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Result[Any]: ...
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -89,9 +89,9 @@ class _SqliteConn:
         self._c = conn
         self.raw = conn.connection.driver_connection
 
-    async def execute(self, stmt: Executable) -> Result[Any]:
+    async def execute(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Result[Any]:
         try:
-            return self._c.execute(stmt)
+            return self._c.execute(stmt, params)
         except IntegrityError as exc:
             raise translate_integrity_error(exc) from exc
 
@@ -102,9 +102,9 @@ class _PgConn:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
 
-    async def execute(self, stmt: Executable) -> Result[Any]:
+    async def execute(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Result[Any]:
         try:
-            return await self._c.execute(stmt)
+            return await self._c.execute(stmt, params)
         except IntegrityError as exc:
             raise translate_integrity_error(exc) from exc
 
@@ -163,19 +163,30 @@ class Database:
         if self.dialect == "sqlite":
             self._sync = make_sqlite_engine(self.url)
         else:
-            self._async = create_async_engine(self.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # Connections idle in autocommit: the pre-ping is then one round trip, not BEGIN, ping and
+            # ROLLBACK; a write transaction switches its connection to READ COMMITTED (see below).
+            self._async = create_async_engine(
+                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True, isolation_level="AUTOCOMMIT"
+            )
 
     def transaction(self, *, write: bool = False) -> contextlib.AbstractAsyncContextManager[Conn]:
         """One transaction: committed when the block ends, rolled back when it raises."""
         if self._sync is not None:
             return _SqliteTransaction(self, write)
-        return self._pg_transaction()
+        return self._pg_transaction(write)
 
     @contextlib.asynccontextmanager
-    async def _pg_transaction(self) -> AsyncIterator[Conn]:
+    async def _pg_transaction(self, write: bool) -> AsyncIterator[Conn]:
         assert self._async is not None
-        async with self._async.connect() as ac, ac.begin():
-            yield _PgConn(ac)
+        async with self._async.connect() as ac:
+            if not write:
+                # Reads run in autocommit. Under READ COMMITTED each statement takes its own snapshot
+                # anyway, so BEGIN and COMMIT would add two round trips and change nothing.
+                yield _PgConn(ac)
+                return
+            await ac.execution_options(isolation_level="READ COMMITTED")
+            async with ac.begin():
+                yield _PgConn(ac)
 
     def _sqlite(self) -> _SqliteConn:
         """The process's SQLite connection, opened on first use and again after an invalidation."""
