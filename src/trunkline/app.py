@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -35,6 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.auth = Authenticator(db, ttl=settings.key_cache_seconds)
         app.state.front_door = FrontDoor(settings, db)
         await app.state.front_door.start()
+        # Long-lived startup objects out of the collector's sight: a full collection then walks only
+        # what requests allocate (measured: a 90 ms pause every ~20,000 requests without this).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

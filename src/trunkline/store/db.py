@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,6 +111,27 @@ class _PgConn:
             raise translate_integrity_error(exc) from exc
 
 
+# How long SQLite waits for a lock another process holds before failing with "database is locked".
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _begin_immediate(raw: sqlite3.Connection, *, wait: bool) -> bool:
+    """BEGIN IMMEDIATE; False at once when another process holds the write lock, unless `wait`."""
+    if wait:
+        raw.execute("BEGIN IMMEDIATE")  # past the deadline: one last wait, up to the busy timeout
+        return True
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return True
+
+
 class _SqliteTransaction:
     """BEGIN and COMMIT straight on sqlite3, under the process's SQLite lock; SQLAlchemy only compiles
     and executes the statements. A writer takes the write lock up front (see `_on_begin`)."""
@@ -121,15 +144,27 @@ class _SqliteTransaction:
 
     async def __aenter__(self) -> Conn:
         lock = self._db._sqlite_lock
-        await lock.acquire()
-        try:
-            conn = self._db._sqlite()
-            self._raw = conn.raw
-            self._raw.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
-        except BaseException:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.0005
+        while True:
+            await lock.acquire()
+            try:
+                conn = self._db._sqlite()
+                self._raw = conn.raw
+                if not self._write:
+                    self._raw.execute("BEGIN")
+                    return conn
+                if _begin_immediate(self._raw, wait=time.monotonic() >= deadline):
+                    return conn
+            except BaseException:
+                lock.release()
+                raise
+            # Another process holds the write lock. Wait here, not in SQLite's busy handler, which
+            # would sleep (up to 100 ms a turn) with the event loop blocked and this process's lock
+            # held: the other requests of the process go on meanwhile.
             lock.release()
-            raise
-        return conn
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         raw = self._raw
@@ -228,7 +263,9 @@ def make_sqlite_engine(url: sa.URL) -> Engine:
     """A sqlite3 engine with WAL, foreign keys, a busy timeout and explicit BEGIN modes."""
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -238,7 +275,7 @@ def make_sqlite_engine(url: sa.URL) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.close()
 
     @event.listens_for(engine, "begin")
