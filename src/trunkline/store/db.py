@@ -143,28 +143,35 @@ class _SqliteTransaction:
         self._write = write
 
     async def __aenter__(self) -> Conn:
+        if self._write:
+            # Writers of this process queue here in arrival order; only the first polls SQLite.
+            await self._db._sqlite_writers.acquire()
         lock = self._db._sqlite_lock
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        delay = 0.0005
-        while True:
-            await lock.acquire()
-            try:
-                conn = self._db._sqlite()
-                self._raw = conn.raw
-                if not self._write:
-                    self._raw.execute("BEGIN")
-                    return conn
-                if _begin_immediate(self._raw, wait=time.monotonic() >= deadline):
-                    return conn
-            except BaseException:
+        try:
+            while True:
+                await lock.acquire()
+                try:
+                    conn = self._db._sqlite()
+                    self._raw = conn.raw
+                    if not self._write:
+                        self._raw.execute("BEGIN")
+                        return conn
+                    if _begin_immediate(self._raw, wait=time.monotonic() >= deadline):
+                        return conn
+                except BaseException:
+                    lock.release()
+                    raise
+                # Another process holds the write lock. Wait here, not in SQLite's busy handler,
+                # which sleeps (up to 100 ms a turn) with the event loop blocked and this process's
+                # lock held: the process's reads go on meanwhile. A short, constant poll: a longer
+                # one would let the other process, retrying at once, take the lock again and again.
                 lock.release()
-                raise
-            # Another process holds the write lock. Wait here, not in SQLite's busy handler, which
-            # would sleep (up to 100 ms a turn) with the event loop blocked and this process's lock
-            # held: the other requests of the process go on meanwhile.
-            lock.release()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.01)
+                await asyncio.sleep(0.0005)
+        except BaseException:
+            if self._write:
+                self._db._sqlite_writers.release()
+            raise
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         raw = self._raw
@@ -177,6 +184,8 @@ class _SqliteTransaction:
                     raw.execute("ROLLBACK")
             finally:
                 self._db._sqlite_lock.release()
+                if self._write:
+                    self._db._sqlite_writers.release()
 
 
 class Database:
@@ -191,6 +200,7 @@ class Database:
         # so the lock is uncontended in practice; it guarantees that a waiting writer never blocks
         # the event loop on a lock held by a coroutine that cannot run.
         self._sqlite_lock = asyncio.Lock()
+        self._sqlite_writers = asyncio.Lock()
         # Because of that lock, one connection serves every SQLite transaction of the process: no pool
         # checkout, no Connection object, no SQLAlchemy transaction per request (a third of a GET by id).
         self._sqlite_conn: sa.Connection | None = None
