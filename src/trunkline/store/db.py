@@ -99,16 +99,42 @@ class _SqliteConn:
 
 
 class _PgConn:
+    """A pooled connection, checked out without a ping: a connection that died while idle in the pool
+    (a database restart) fails its first statement, which then runs once more on a fresh connection.
+    Nothing is lost: the first statement of a transaction has nothing before it to replay."""
+
     dialect = "postgresql"
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, engine: AsyncEngine, conn: AsyncConnection, write: bool) -> None:
+        self._engine = engine
         self._c = conn
+        self._write = write
+        self._first = True
 
     async def execute(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Result[Any]:
         try:
-            return await self._c.execute(stmt, params)
+            result = await self._c.execute(stmt, params)
         except IntegrityError as exc:
             raise translate_integrity_error(exc) from exc
+        except DBAPIError as exc:
+            if not (self._first and exc.connection_invalidated):
+                raise
+            # SQLAlchemy has invalidated the pool's older connections too; this one is fresh.
+            await self._c.close()
+            self._c = await _pg_connect(self._engine, self._write)
+            self._first = False
+            return await self.execute(stmt, params)
+        self._first = False
+        return result
+
+
+async def _pg_connect(engine: AsyncEngine, write: bool) -> AsyncConnection:
+    conn = await engine.connect()
+    if write:
+        # Pooled connections idle in autocommit; a write is a READ COMMITTED transaction, begun by
+        # its first statement and committed or rolled back by `Database.transaction`.
+        await conn.execution_options(isolation_level="READ COMMITTED")
+    return conn
 
 
 # How long SQLite waits for a lock another process holds before failing with "database is locked".
@@ -208,10 +234,10 @@ class Database:
         if self.dialect == "sqlite":
             self._sync = make_sqlite_engine(self.url)
         else:
-            # Connections idle in autocommit: the pre-ping is then one round trip, not BEGIN, ping and
-            # ROLLBACK; a write transaction switches its connection to READ COMMITTED (see below).
+            # Connections idle in autocommit (see `_pg_connect`), and are not pinged at checkout: a
+            # dead one is replaced when its first statement fails (see `_PgConn`).
             self._async = create_async_engine(
-                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True, isolation_level="AUTOCOMMIT"
+                self.url, pool_size=10, max_overflow=10, isolation_level="AUTOCOMMIT"
             )
 
     def transaction(self, *, write: bool = False) -> contextlib.AbstractAsyncContextManager[Conn]:
@@ -222,16 +248,21 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _pg_transaction(self, write: bool) -> AsyncIterator[Conn]:
+        # Reads run in autocommit. Under READ COMMITTED each statement takes its own snapshot anyway,
+        # so BEGIN and COMMIT would add two round trips and change nothing.
         assert self._async is not None
-        async with self._async.connect() as ac:
-            if not write:
-                # Reads run in autocommit. Under READ COMMITTED each statement takes its own snapshot
-                # anyway, so BEGIN and COMMIT would add two round trips and change nothing.
-                yield _PgConn(ac)
-                return
-            await ac.execution_options(isolation_level="READ COMMITTED")
-            async with ac.begin():
-                yield _PgConn(ac)
+        conn = _PgConn(self._async, await _pg_connect(self._async, write), write)
+        try:
+            yield conn
+            if write:
+                await conn._c.commit()
+        except BaseException:
+            if write and not conn._c.invalidated:
+                with contextlib.suppress(DBAPIError):  # the error that brought us here is the one to see
+                    await conn._c.rollback()
+            raise
+        finally:
+            await conn._c.close()
 
     def _sqlite(self) -> _SqliteConn:
         """The process's SQLite connection, opened on first use and again after an invalidation."""
