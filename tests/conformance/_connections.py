@@ -11,6 +11,34 @@ import telnyx
 
 DEFAULT_CODECS = ["G722", "G711U", "G711A", "G729", "OPUS", "H.264"]
 MASK = "********"
+# Reference §2.1: the defaults every kind of connection gets when the create body omits the field.
+SHARED_DEFAULTS: dict[str, Any] = {
+    "active": True,
+    "anchorsite_override": "Latency",
+    "android_push_credential_id": None,
+    "ios_push_credential_id": None,
+    "bridge_generate_comfort_noise_on_cn": False,
+    "call_cost_in_webhooks": False,
+    "conversation_persistence": False,
+    "default_on_hold_comfort_noise_enabled": True,
+    "dtmf_type": "RFC 2833",
+    "encode_contact_header_enabled": False,
+    "encrypted_media": None,
+    "jitter_buffer": {
+        "enable_jitter_buffer": False,
+        "jitterbuffer_msec_min": 60,
+        "jitterbuffer_msec_max": 200,
+    },
+    "noise_suppression": "disabled",
+    "noise_suppression_details": {"engine": "denoiser", "attenuation_limit": 0},
+    "onnet_t38_passthrough_enabled": False,
+    "rtcp_settings": {"port": "rtp+1", "capture_enabled": False, "report_frequency_secs": 5},
+    "tags": [],
+    "webhook_api_version": "1",
+    "webhook_event_url": None,
+    "webhook_event_failover_url": "",
+    "webhook_timeout_secs": None,
+}
 
 
 def user_name() -> str:

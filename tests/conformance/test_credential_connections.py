@@ -13,6 +13,7 @@ import telnyx
 from tests.conformance._connections import (
     DEFAULT_CODECS,
     MASK,
+    SHARED_DEFAULTS,
     assert_error,
     credential,
     pointers,
@@ -26,32 +27,8 @@ from tests.conftest import Account
 # Reference §2: every default a credential connection gets when the create body omits the field.
 CREDENTIAL_DEFAULTS: dict[str, Any] = {
     "record_type": "credential_connection",
-    "active": True,
-    "anchorsite_override": "Latency",
-    "android_push_credential_id": None,
-    "ios_push_credential_id": None,
-    "bridge_generate_comfort_noise_on_cn": False,
-    "call_cost_in_webhooks": False,
-    "conversation_persistence": False,
-    "default_on_hold_comfort_noise_enabled": True,
-    "dtmf_type": "RFC 2833",
-    "encode_contact_header_enabled": False,
-    "encrypted_media": None,
-    "jitter_buffer": {
-        "enable_jitter_buffer": False,
-        "jitterbuffer_msec_min": 60,
-        "jitterbuffer_msec_max": 200,
-    },
-    "noise_suppression": "disabled",
-    "noise_suppression_details": {"engine": "denoiser", "attenuation_limit": 0},
-    "onnet_t38_passthrough_enabled": False,
-    "rtcp_settings": {"port": "rtp+1", "capture_enabled": False, "report_frequency_secs": 5},
+    **SHARED_DEFAULTS,
     "sip_uri_calling_preference": "disabled",
-    "tags": [],
-    "webhook_api_version": "1",
-    "webhook_event_url": None,
-    "webhook_event_failover_url": "",
-    "webhook_timeout_secs": None,
 }
 CREDENTIAL_INBOUND_DEFAULTS: dict[str, Any] = {
     "ani_number_format": "E.164-national",
