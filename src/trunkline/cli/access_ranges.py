@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
+from trunkline.cli._schema import require_current
 from trunkline.errors import ResourceNotFound, TelnyxError, TelnyxErrors
 from trunkline.resources import access_ip_ranges
 from trunkline.store import migrate
@@ -25,7 +26,7 @@ UserId = Annotated[str, typer.Option("--user-id", help="The account whose ranges
 @app.command("list")
 def list_(user_id: UserId, database_url: DatabaseUrl = DEFAULT_URL) -> None:
     """One range a line: range id, CIDR block, status, created, description."""
-    migrate.upgrade(database_url)
+    require_current(database_url)  # a read: never migrates
     rows = run_in_transaction(database_url, lambda conn: access_ip_ranges.list_all(conn, user_id))
     if not rows:
         typer.echo(f"user {user_id} has no access IP ranges: its keys work from any address", err=True)

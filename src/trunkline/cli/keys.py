@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
+from trunkline.cli._schema import require_current
 from trunkline.errors import ResourceNotFound
 from trunkline.resources import api_keys
 from trunkline.store import migrate
@@ -38,7 +39,7 @@ def list_(
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
     """One key a line: key id, user id, access, created, revoked. Secrets are never shown."""
-    migrate.upgrade(database_url)
+    require_current(database_url)  # a read: never migrates
     rows = run_in_transaction(database_url, lambda conn: api_keys.list_(conn, user_id=user_id))
     for row in rows:
         access = "read-only" if row["read_only"] else "read-write"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import logging.config
 import os
 from typing import Annotated
 
@@ -13,23 +12,11 @@ import typer
 from trunkline.cli import sip as cli_sip
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
 from trunkline.cli._protocol import GuardedHttpToolsProtocol
+from trunkline.cli.logs import configure_logging
 from trunkline.config import Settings
 from trunkline.http import front_door
 from trunkline.resources import api_keys
 from trunkline.store import migrate
-
-
-def configure_logging(level: str) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"json": {"()": "trunkline.http.middleware.JsonLogFormatter"}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-            "root": {"handlers": ["stderr"], "level": level.upper()},
-            "loggers": {"uvicorn.access": {"level": "WARNING"}},
-        }
-    )
 
 
 def serve(
@@ -41,6 +28,7 @@ def serve(
     sip: Annotated[bool, typer.Option("--sip", help="Also run the SIP edge (Kamailio).")] = False,
     sip_host: cli_sip.SipHost = "127.0.0.1",
     sip_port: cli_sip.SipPort = 5060,
+    sip_dir: cli_sip.SipDir = None,
 ) -> None:
     """Run the API on HOST:PORT, applying database migrations first."""
     import uvicorn
@@ -70,8 +58,11 @@ def serve(
     # Worker processes build their settings from the environment.
     os.environ["TRUNKLINE_DATABASE_URL"] = database_url
     os.environ["TRUNKLINE_LOG_LEVEL"] = log_level
+    if sip_dir is not None:
+        # The API reads registrations from the edge's directory (edge.registration_view).
+        os.environ["TRUNKLINE_SIP_DIR"] = str(sip_dir)
     if sip:
-        cli_sip.start_beside_api(database_url, sip_host, sip_port)
+        cli_sip.start_beside_api(cli_sip.edge_settings(database_url, sip_host, sip_port, sip_dir))
     log.info("serving the Telnyx v2 API on http://%s:%d/v2 (docs at /v2/docs)", host, port)
     uvicorn.run(
         "trunkline.app:create_app",
@@ -81,8 +72,10 @@ def serve(
         workers=workers,
         loop="uvloop",
         # httptools with a read timeout and a head size cap (cli/_protocol.py); a partial of a
-        # module-level class, so it pickles into worker processes.
-        http=functools.partial(
+        # module-level class, so it pickles into worker processes. uvicorn only calls what it is given
+        # to make each connection's protocol (uvicorn/config.py, Config.load), so a partial serves
+        # where its annotation names a class.
+        http=functools.partial(  # type: ignore[arg-type]
             GuardedHttpToolsProtocol,
             read_timeout=settings.request_read_timeout_seconds,
             max_head_bytes=settings.max_header_bytes,

@@ -6,13 +6,16 @@ import asyncio
 import atexit
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from trunkline import edge
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl
+from trunkline.cli.logs import configure_logging
 from trunkline.config import Settings
+from trunkline.sip.owner import DirectoryLockError
 from trunkline.sip.service import EdgeService, EdgeStartFailed
 from trunkline.sip.supervisor import KamailioConfigInvalid, KamailioMissing
 from trunkline.store import migrate
@@ -23,7 +26,22 @@ SipHost = Annotated[
 SipPort = Annotated[
     int, typer.Option("--sip-port", envvar="TRUNKLINE_SIP_PORT", help="SIP port (UDP and TCP).")
 ]
-STARTUP_ERRORS = (KamailioMissing, KamailioConfigInvalid, EdgeStartFailed)
+SipDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--sip-dir",
+        envvar="TRUNKLINE_SIP_DIR",
+        help="The SIP edge's runtime directory (default ./var/sip); one supervisor per directory.",
+        show_default=False,
+    ),
+]
+STARTUP_ERRORS = (KamailioMissing, KamailioConfigInvalid, EdgeStartFailed, DirectoryLockError)
+
+
+def edge_settings(database_url: str, sip_host: str, sip_port: int, sip_dir: Path | None) -> Settings:
+    """The edge's settings: these options, the rest from TRUNKLINE_* variables."""
+    settings = Settings(database_url=database_url, sip_host=sip_host, sip_port=sip_port)
+    return settings if sip_dir is None else settings.model_copy(update={"sip_dir": sip_dir})
 
 
 def sip(
@@ -31,14 +49,12 @@ def sip(
     sip_port: SipPort = 5060,
     database_url: DatabaseUrl = DEFAULT_URL,
     log_level: Annotated[str, typer.Option(envvar="TRUNKLINE_LOG_LEVEL")] = "info",
+    sip_dir: SipDir = None,
 ) -> None:
     """Run Kamailio on SIP_HOST:SIP_PORT (UDP and TCP), enforcing what the API configures, until stopped."""
-    from trunkline.cli.serve import configure_logging
-
     configure_logging(log_level)
     migrate.upgrade(database_url)
-    settings = Settings(database_url=database_url, sip_host=sip_host, sip_port=sip_port)
-    service = edge.service(settings)
+    service = edge.service(edge_settings(database_url, sip_host, sip_port, sip_dir))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -55,9 +71,8 @@ def sip(
     logging.getLogger("trunkline.sip").info("SIP edge stopped")
 
 
-def start_beside_api(database_url: str, sip_host: str, sip_port: int) -> EdgeService:
+def start_beside_api(settings: Settings) -> EdgeService:
     """For `serve --sip`: the edge on a thread of its own, stopped when the process exits."""
-    settings = Settings(database_url=database_url, sip_host=sip_host, sip_port=sip_port)
     try:
         service = edge.service(settings).start_in_thread()
     except STARTUP_ERRORS as exc:

@@ -1,7 +1,8 @@
 """Owns the Kamailio process: render and validate its config, start it, watch it, restart it, stop it.
 
-The only code in trunkline that spawns processes. States are explicit and every transition is
-logged::
+The only code in trunkline that spawns processes. A supervisor owns its directory (sip/owner.py)
+from its first start to its stop: a second one there refuses to start and touches nothing. States
+are explicit and every transition is logged::
 
     stopped → starting → running → (died) → failed → starting …
                       ↘ failed (bad config, port taken, no answer)      running → stopping → stopped
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from trunkline.sip import edge_db, render
+from trunkline.sip.owner import DirectoryLock
 from trunkline.sip.rpc import KamailioError, RpcClient
 from trunkline.sip.state import EdgeConfig
 
@@ -72,6 +74,7 @@ class Supervisor:
         self.workdir = workdir
         self.binary = binary
         self.rpc = RpcClient(config.rpc_socket)
+        self.owner = DirectoryLock(workdir)
         # Called after every (re)start: what Kamailio loaded at start may already be stale.
         self.on_start = on_start
         self.state = State.STOPPED
@@ -130,8 +133,12 @@ class Supervisor:
             os.replace(candidate, self.workdir / name)
 
     def start(self) -> None:
-        """Start Kamailio and wait until it answers RPC; FAILED (with the log's tail) if it does not."""
+        """Start Kamailio and wait until it answers RPC; FAILED (with the log's tail) if it does not.
+
+        Raises owner.DirectoryInUse, before writing anything, when another supervisor owns the directory.
+        """
         binary = self.find_binary()
+        self.owner.acquire()
         self._set(State.STARTING)
         self.prepare()
         self._reap_stale()
@@ -203,9 +210,11 @@ class Supervisor:
         self._missed_probes = 0
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL to the whole group if Kamailio outlives its own kill timeout."""
+        """SIGTERM, then SIGKILL to the whole group if Kamailio outlives its own kill timeout; then
+        give up the directory."""
         if self._proc is None:
             self._set(State.STOPPED)
+            self.owner.release()
             return
         self._set(State.STOPPING)
         if self._proc.poll() is None:
@@ -222,6 +231,7 @@ class Supervisor:
         self._close_log()
         self._proc = None
         self._set(State.STOPPED)
+        self.owner.release()
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -230,7 +240,10 @@ class Supervisor:
             return ""
 
     def _reap_stale(self) -> None:
-        """Stop a Kamailio of ours that outlived its supervisor (e.g. SIGKILLed): it holds the port."""
+        """Stop a Kamailio of ours that outlived its supervisor (e.g. SIGKILLed): it holds the port.
+
+        Called only with the directory's lock held, so the pid file is no live supervisor's.
+        """
         try:
             pid = int(self.pid_path.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
