@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from trunkline.errors import DuplicateResource
-from trunkline.store import connections, ids
+from trunkline.errors import DuplicateResource, ResourceInUse
+from trunkline.store import connections, ids, outbound_voice_profiles
 from trunkline.store.db import Database
 
 
@@ -43,3 +43,45 @@ def test_duplicate_user_name_from_the_database_points_at_user_name(database_url:
         _insert(database_url, name.upper())
     assert err.value.pointer == "/user_name"
     assert err.value.code == "10012"
+
+
+def test_deleting_a_profile_the_database_still_sees_referenced_is_in_use(database_url: str) -> None:
+    """The net under the resources' own count: a RESTRICT foreign key failing a DELETE is 10015."""
+
+    async def go() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction(write=True) as conn:
+                stamp, profile_id = ids.now(), ids.numeric_id()
+                await outbound_voice_profiles.insert(
+                    conn,
+                    id=profile_id,
+                    user_id="race",
+                    name="held",
+                    enabled=True,
+                    traffic_type="conversational",
+                    service_plan="global",
+                    usage_payment_method="rate-deck",
+                    concurrent_call_limit=None,
+                    document="{}",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+                await connections.insert(
+                    conn,
+                    id=ids.numeric_id(),
+                    user_id="race",
+                    kind="ip",
+                    active=True,
+                    outbound_voice_profile_id=profile_id,
+                    document="{}",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            with pytest.raises(ResourceInUse):
+                async with db.transaction(write=True) as conn:
+                    await outbound_voice_profiles.delete(conn, id=profile_id)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())

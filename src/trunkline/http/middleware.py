@@ -8,6 +8,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -81,7 +82,7 @@ class RequestContext:
                 __file__,
                 0,
                 "request",
-                None,
+                (),
                 None,
                 "write_log",
                 {"fields": fields},
@@ -196,7 +197,8 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None

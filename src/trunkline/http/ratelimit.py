@@ -45,7 +45,8 @@ _RETRY_AFTER_OUTAGE = 5.0  # seconds without asking the counters after they fail
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Where one budget stands after a request: the x-ratelimit-* headers (reference §1.10)."""
+    """Where one budget stands after a request: the x-ratelimit-* headers Telnyx sends
+    (https://developers.telnyx.com/development/api-fundamentals/reliability/rate-limiting)."""
 
     allowed: bool
     limit: int
@@ -132,7 +133,8 @@ class RateLimits:
         storage = RedisStorage(
             "async+" + redis_url,
             implementation="redispy",
-            connection_pool=pool,
+            # A documented option (RedisStorage's docstring) that its `**options` annotation leaves out.
+            connection_pool=pool,  # type: ignore[arg-type]
             key_prefix=_NAMESPACE,
             wrap_exceptions=True,
         )
