@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -30,16 +31,22 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def migrated_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new database of this backend with every migration applied; PostgreSQL's is dropped after."""
     if backend == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "trunkline.db"
-        url = f"sqlite:///{path}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'trunkline.db'}"
         migrate.upgrade(url)
         yield url
         return
     with postgres_database() as url:
         migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with migrated_database(backend, tmp_path_factory) as url:
         yield url
 
 

@@ -11,7 +11,7 @@ import telnyx
 
 DEFAULT_CODECS = ["G722", "G711U", "G711A", "G729", "OPUS", "H.264"]
 MASK = "********"
-# Reference §2.1: the defaults every kind of connection gets when the create body omits the field.
+# The defaults every kind of connection gets when the create body omits the field (Telnyx's spec).
 SHARED_DEFAULTS: dict[str, Any] = {
     "active": True,
     "anchorsite_override": "Latency",
@@ -42,7 +42,7 @@ SHARED_DEFAULTS: dict[str, Any] = {
 
 
 def user_name() -> str:
-    """A SIP user name no other test uses: it is unique across the whole server (decision 9)."""
+    """A SIP user name no other test uses: it is unique across the whole server (trunkline's choice)."""
     return "u" + uuid.uuid4().hex[:12]
 
 

@@ -24,7 +24,7 @@ from tests.conformance._connections import (
 )
 from tests.conftest import Account
 
-# Reference §2: every default a credential connection gets when the create body omits the field.
+# Every default a credential connection gets when the create body omits the field (Telnyx's spec).
 CREDENTIAL_DEFAULTS: dict[str, Any] = {
     "record_type": "credential_connection",
     **SHARED_DEFAULTS,

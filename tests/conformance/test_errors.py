@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -270,24 +270,33 @@ def test_create_nul_character_in_connection_name_is_422(http: httpx.Client) -> N
     assert http.get("/ip_connections").json()["meta"]["total_results"] == 0
 
 
-def test_create_nul_character_in_free_text_round_trips(client: telnyx.Telnyx, http: httpx.Client) -> None:
-    # Tags live only in the stored JSON document, where NUL is escaped: both engines keep it.
-    r = http.post("/ip_connections", json={"tags": ["a\u0000b"]})
-    assert r.status_code == 201, r.text
-    assert client.ip_connections.retrieve(r.json()["data"]["id"]).data.tags == ["a\x00b"]
-
-
-@pytest.mark.parametrize("path", ["/ip_connections", "/credential_connections", "/fqdn_connections"])
-def test_create_nul_character_in_profile_reference_is_10017(http: httpx.Client, path: str) -> None:
-    body = {"connection_name": "c", "outbound": {"outbound_voice_profile_id": "12\u00003"}}
-    if path == "/credential_connections":
-        body |= {"user_name": "u" + uuid.uuid4().hex[:12], "password": "s3cret-pass"}
-    assert_error(http.post(path, json=body), 422, code="10017", pointer="/outbound/outbound_voice_profile_id")
-
-
-def test_create_ip_with_nul_character_in_connection_id_is_10017(http: httpx.Client) -> None:
-    r = http.post("/ips", json={"ip_address": "192.0.2.99", "connection_id": "12\u00003"})
-    assert_error(r, 422, code="10017", pointer="/connection_id")
+@pytest.mark.parametrize(
+    ("path", "body", "pointer"),
+    [
+        # Free text that lives only in the stored document is refused too: one rule for every body.
+        ("/ip_connections", {"tags": ["ok", "a\u0000b"]}, "/tags/1"),
+        (
+            "/ip_connections",
+            {"inbound": {"sip_subdomain_receive_settings": "\u0000"}},
+            "/inbound/sip_subdomain_receive_settings",
+        ),
+        (
+            "/ip_connections",
+            {"outbound": {"outbound_voice_profile_id": "12\u00003"}},
+            "/outbound/outbound_voice_profile_id",
+        ),
+        ("/ips", {"ip_address": "192.0.2.99", "connection_id": "12\u00003"}, "/connection_id"),
+        ("/access_ip_ranges", {"cidr_block": "192.0.2.0/24", "description": "a\u0000"}, "/description"),
+        ("/outbound_voice_profiles", {"name": "p\u0000rofile"}, "/name"),
+        ("/ip_connections", {"x\u0000y": 1}, "/x\\u0000y"),
+    ],
+)
+def test_create_nul_anywhere_in_a_body_is_422_at_its_field(
+    http: httpx.Client, path: str, body: dict[str, Any], pointer: str
+) -> None:
+    before = http.get(path).json()["meta"]["total_results"]
+    assert_error(http.post(path, json=body), 422, code="10015", pointer=pointer)
+    assert http.get(path).json()["meta"]["total_results"] == before
 
 
 def test_create_escaped_backslash_u0000_text_is_not_a_nul(http: httpx.Client) -> None:
@@ -322,3 +331,30 @@ def test_nul_character_in_a_connection_id_is_404(http: httpx.Client, method: str
 def test_list_nul_character_in_a_filter_is_422(http: httpx.Client, query: str, pointer: str) -> None:
     for path in ("/connections", "/ip_connections"):
         assert_error(http.get(f"{path}?{query}"), 422, pointer=pointer)
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "key"),
+    [
+        ("/ip_connections", b'{"connection_name": "a", "connection_name": "b"}', "connection_name"),
+        ("/ip_connections", b'{"inbound": {"channel_limit": 1, "channel_limit": 2}}', "channel_limit"),
+        ("/ips", b'{"ip_address": "192.0.2.7", "ip_address": "192.0.2.8"}', "ip_address"),
+        ("/outbound_voice_profiles", b'{"name": "one", "tags": [{"a": 1, "a": 1}], "name": "two"}', "a"),
+    ],
+)
+def test_duplicate_keys_in_a_body_are_400(http: httpx.Client, path: str, content: bytes, key: str) -> None:
+    """I-JSON (RFC 7493 §2.3): one key per object. Parsers that take the first or the last would read
+    such a body differently, so it is refused whole and nothing is created."""
+    before = http.get(path).json()["meta"]["total_results"]
+    entry = assert_error(raw(http, "POST", path, content, "application/json"), 400, title="Bad Request")
+    assert f"'{key}'" in entry["detail"], entry
+    assert http.get(path).json()["meta"]["total_results"] == before
+
+
+def test_the_same_key_in_sibling_objects_is_not_a_duplicate(http: httpx.Client) -> None:
+    content = (
+        b'{"connection_name": "siblings", "inbound": {"channel_limit": 1}, "outbound": {"channel_limit": 2}}'
+    )
+    r = raw(http, "POST", "/ip_connections", content, "application/json")
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["outbound"]["channel_limit"] == 2

@@ -1,4 +1,4 @@
-"""/v2/outbound_voice_profiles through the official SDK (reference §3.8), bad input through httpx."""
+"""/v2/outbound_voice_profiles through the official SDK, bad input through httpx."""
 
 from __future__ import annotations
 

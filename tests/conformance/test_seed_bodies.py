@@ -1,5 +1,6 @@
 """Every request the seed curl docs print for connections, IPs, FQDNs and outbound voice profiles,
-sent as printed, is accepted.
+sent as printed, is accepted. The seed is Telnyx's generated curl skill for SIP, `telnyx-sip-curl`
+in https://github.com/team-telnyx/telnyx-skills
 
 The bodies below are copied from the seed as Python literals. Only placeholders are swapped, each for a
 valid value of its field, and each swap is marked `# seed: ...`: `"string"` where the field has a
@@ -177,7 +178,7 @@ IP_CONNECTION_UPDATE_BODY: dict[str, Any] = {
         "ani_number_format": "+E.164",
         "dnis_number_format": "+e164",
         "codecs": ["G722"],
-        # As printed: an address, which names the connection's IP with that address (reference §4 row 7).
+        # As Telnyx's example prints it: an address, naming the connection's IP with that address.
         "default_primary_ip_id": "192.168.0.0",
         "default_tertiary_ip_id": "192.168.0.0",
         "default_secondary_ip_id": "192.168.0.0",
@@ -302,7 +303,7 @@ def test_seed_update_credential_connection_body_is_accepted(
         data = accepted(http.patch(f"/credential_connections/{created.id}", json=body, headers=JSON))
         stored = {k: v for k, v in body.items() if k != "password"}
         assert project(data, stored) == stored
-        assert data["password"] == body["password"]  # the update changed it, so it is shown (decision 12)
+        assert data["password"] == body["password"]  # the update changed it, so it is shown in full
     finally:
         client.credential_connections.delete(created.id)
 

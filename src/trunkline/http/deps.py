@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, Query, Request
 
 from trunkline.config import Settings
 from trunkline.errors import AuthenticationFailed, BadRequest, NotAuthorized, UnsupportedMediaType
+from trunkline.http import json_body
 from trunkline.http.front_door import FrontDoor
 from trunkline.resources.api_keys import Principal
 from trunkline.store.db import Conn, Database
@@ -49,7 +49,7 @@ async def get_caller(request: Request) -> Principal:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthenticationFailed()
-    principal = await request.app.state.auth.authenticate(key.strip())
+    principal: Principal | None = await request.app.state.auth.authenticate(key.strip())
     if principal is None:
         raise await door.refuse_key(address)
     request.state.key_id = principal.key_id
@@ -59,27 +59,33 @@ async def get_caller(request: Request) -> Principal:
     return principal
 
 
+async def received_body(request: Request, _caller: Annotated[Principal, Depends(get_caller)]) -> bytes:
+    """The whole request body, received before any database connection or lock is taken.
+
+    A client may send its head and then its body one byte at a time; whatever it holds while it does
+    so it holds from every other request (the SQLite write lock, a PostgreSQL pool slot). So the
+    transaction depends on this: the body is in memory before the transaction begins.
+    """
+    return await request.body()
+
+
 async def get_conn(
-    request: Request, _caller: Annotated[Principal, Depends(get_caller)]
+    request: Request, _received: Annotated[bytes, Depends(received_body)]
 ) -> AsyncIterator[Conn]:
-    """One transaction per request, committed before the response is sent."""
+    """One transaction per request, begun once the body has arrived, committed before the response."""
     db: Database = request.app.state.db
     async with db.transaction(write=writes(request)) as conn:
         yield conn
 
 
-async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_caller)]) -> dict[str, Any]:
+async def get_body(request: Request, raw: Annotated[bytes, Depends(received_body)]) -> dict[str, Any]:
     """The JSON object a request carries; an empty body is an empty object (the SDK sends none on DELETE)."""
-    raw = await request.body()
     if not raw.strip():
         return {}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType(f"Content type '{ctype}' is not supported; send application/json.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+    body = json_body.parse(raw)
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     return body
@@ -90,8 +96,9 @@ async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_c
 MAX_PAGE_NUMBER = 2**31 - 1
 
 
-def page_of(default_size: int) -> Callable[..., Page]:
-    """A `page[number]` / `page[size]` dependency with this list's default size (reference §1.5)."""
+def page_of(default_size: int) -> Callable[..., Awaitable[Page]]:
+    """A `page[number]` / `page[size]` dependency with this list's default size (Telnyx's spec: 250 for
+    connections, IPs and FQDNs, 20 for outbound voice profiles and access IP ranges)."""
 
     async def dependency(
         number: Annotated[

@@ -139,7 +139,8 @@ def raise_all(errors: list[TelnyxError]) -> None:
 
 
 def deep_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """PATCH semantics (reference §7 decision 7): absent keys keep their value, objects merge."""
+    """PATCH semantics (trunkline's choice, Telnyx is silent): absent keys keep their value, objects
+    merge."""
     out = dict(stored)
     for key, value in patch.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -149,10 +150,10 @@ def deep_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_partials: dict[type[BaseModel], type[BaseModel]] = {}
+_partials: dict[type[BaseModel], type[TelnyxModel]] = {}
 
 
-def partial_model(model: type[M]) -> type[M]:
+def partial_model(model: type[BaseModel]) -> type[TelnyxModel]:
     """The PATCH twin of a create model: every field optional, nested models partial too.
 
     Defaults are dropped (an absent key must keep the stored value), but types and bounds stay, so an
@@ -160,7 +161,7 @@ def partial_model(model: type[M]) -> type[M]:
     out: they run on the merged record, where every field has its value.
     """
     if model in _partials:
-        return _partials[model]  # type: ignore[return-value]
+        return _partials[model]
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         new = copy.copy(info)
@@ -168,12 +169,12 @@ def partial_model(model: type[M]) -> type[M]:
         new.default_factory = None
         new.annotation = _partial_annotation(info.annotation)
         fields[name] = (new.annotation, new)
-    partial = create_model(  # type: ignore[call-overload]
+    partial = create_model(
         f"{model.__name__}Update", __base__=TelnyxModel, __module__=model.__module__, **fields
     )
     partial.__doc__ = f"PATCH body for {model.__name__}: every field optional; nested objects merge."
     _partials[model] = partial
-    return partial  # type: ignore[no-any-return]
+    return partial
 
 
 def _partial_annotation(annotation: Any) -> Any:
@@ -185,5 +186,5 @@ def _partial_annotation(annotation: Any) -> Any:
         return Union[args]  # noqa: UP007
     if origin is Annotated:
         base, *meta = get_args(annotation)
-        return Annotated[(_partial_annotation(base), *meta)]  # type: ignore[return-value]
+        return Annotated[(_partial_annotation(base), *meta)]
     return annotation

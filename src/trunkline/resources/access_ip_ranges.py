@@ -1,6 +1,8 @@
-"""Access IP ranges: the networks an account's API keys may be used from (reference §3.1, §7 decision 10).
+"""Access IP ranges: the networks an account's API keys may be used from
+(https://developers.telnyx.com/api-reference/ip-ranges/create-new-access-ip-range).
 
-A range is `pending` from creation until the API's access gate has loaded it, then `added`. Once an
+A range is `pending` from creation until the API's access gate has loaded it, then `added` (when is
+trunkline's choice: Telnyx names both states but not the move). Once an
 account has a loaded range, its keys work only from inside one of its ranges; the gate lives in
 `http/gate.py`, these are the records and rules.
 """
@@ -58,7 +60,8 @@ class AccessIpRangeCreate(TelnyxModel):
 
 
 class AccessIpRange(RecordModel):
-    """Returned bare, without a `data` wrapper, by create and delete (reference §1.2)."""
+    """Returned bare, without a `data` wrapper, by create and delete
+    (https://developers.telnyx.com/api-reference/ip-ranges/delete-access-ip-ranges)."""
 
     id: str
     cidr_block: str
@@ -105,7 +108,8 @@ async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
     row = await store.get(conn, user_id=user_id, id=id)
     if row is None:
         raise ResourceNotFound(f"Access IP range {id} not found.")
-    await store.delete(conn, id=id)
+    if not await store.delete(conn, id=id):
+        raise ResourceNotFound(f"Access IP range {id} not found.")
     return record(row)
 
 

@@ -1,8 +1,9 @@
-"""FQDNs: the host names an FQDN connection is reached at and admits calls from (reference §3.5)."""
+"""FQDNs: the host names an FQDN connection is reached at and admits calls from
+(https://developers.telnyx.com/api-reference/fqdns/create-an-fqdn)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field
 from sqlalchemy.engine import RowMapping
@@ -26,9 +27,10 @@ from trunkline.resources._base import (
 from trunkline.store import changes, ids
 from trunkline.store import fqdns as store
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock
 from trunkline.store.paging import Page, PageResult
 
-RECORD_TYPE = "fqdn"
+RECORD_TYPE: Final = "fqdn"
 DEFAULT_PORT = 5060
 DnsRecordType = Literal["a", "srv"]
 
@@ -42,7 +44,8 @@ class FqdnCreate(TelnyxModel):
 
 
 class FqdnUpdate(partial_model(FqdnCreate)):  # type: ignore[misc]
-    """PATCH body: every field optional; the merged record obeys the create rules (reference §3.5)."""
+    """PATCH body: every field optional; the merged record obeys the create rules
+    (https://developers.telnyx.com/api-reference/fqdns/update-an-fqdn)."""
 
 
 class Fqdn(RecordModel):
@@ -116,7 +119,7 @@ async def create(conn: Conn, user_id: str, body: dict[str, Any]) -> dict[str, An
 
 
 async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dict[str, Any]:
-    row = await _get_row(conn, user_id, id)
+    row = await _get_row(conn, user_id, id, lock=Lock.UPDATE)
     patch = validate(FqdnUpdate, body).model_dump(exclude_unset=True)
     merged = {k: patch.get(k, row[k]) for k in ("connection_id", "fqdn", "dns_record_type")}
     if "port" in patch or merged["dns_record_type"] == row["dns_record_type"]:
@@ -143,15 +146,16 @@ async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dic
 
 
 async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    row = await _get_row(conn, user_id, id)
+    row = await _get_row(conn, user_id, id, lock=Lock.DELETE)
     await connections.forget_endpoint(conn, row["connection_id"], id)
-    await store.delete(conn, id=id)
+    if not await store.delete(conn, id=id):
+        raise ResourceNotFound(f"FQDN {id} not found.")
     await changes.bump(conn, changes.ACL)
     return record(row)
 
 
-async def _get_row(conn: Conn, user_id: str, id: str) -> RowMapping:
-    row = await store.get(conn, user_id=user_id, id=id)
+async def _get_row(conn: Conn, user_id: str, id: str, *, lock: Lock | None = None) -> RowMapping:
+    row = await store.get(conn, user_id=user_id, id=id, lock=lock)
     if row is None:
         raise ResourceNotFound(f"FQDN {id} not found.")
     return row

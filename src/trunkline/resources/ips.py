@@ -1,4 +1,5 @@
-"""IPs: the source addresses an IP connection admits (reference §3.7)."""
+"""IPs: the source addresses an IP connection admits
+(https://developers.telnyx.com/api-reference/ips/create-an-ip)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from trunkline.resources._base import IpAddress, Port, RecordModel, TelnyxModel,
 from trunkline.store import changes, ids
 from trunkline.store import ips as store
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock
 from trunkline.store.paging import Page, PageResult
 
 DEFAULT_PORT = 5060
@@ -29,7 +31,8 @@ class IpCreate(TelnyxModel):
 
 
 class IpUpdate(TelnyxModel):
-    # Telnyx's spec and SDK both require ip_address on update (reference §1.1).
+    # Telnyx's spec and SDK both require ip_address on update
+    # (https://developers.telnyx.com/api-reference/ips/update-an-ip).
     ip_address: IpAddress
     connection_id: str | None = None
     port: Port | None = None
@@ -94,7 +97,7 @@ async def create(conn: Conn, user_id: str, body: dict[str, Any]) -> dict[str, An
 
 
 async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dict[str, Any]:
-    row = await _get_row(conn, user_id, id)
+    row = await _get_row(conn, user_id, id, lock=Lock.UPDATE)
     patch = validate(IpUpdate, body).model_dump(exclude_unset=True)
     merged = {**dict(row), **{k: v for k, v in patch.items() if not (k == "port" and v is None)}}
     await _check(
@@ -115,16 +118,17 @@ async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dic
 
 
 async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    row = await _get_row(conn, user_id, id)
+    row = await _get_row(conn, user_id, id, lock=Lock.DELETE)
     if row["connection_id"]:
         await connections.forget_endpoint(conn, row["connection_id"], id)
-    await store.delete(conn, id=id)
+    if not await store.delete(conn, id=id):
+        raise ResourceNotFound(f"IP {id} not found.")
     await changes.bump(conn, changes.ACL)
     return record(row)
 
 
-async def _get_row(conn: Conn, user_id: str, id: str) -> RowMapping:
-    row = await store.get(conn, user_id=user_id, id=id)
+async def _get_row(conn: Conn, user_id: str, id: str, *, lock: Lock | None = None) -> RowMapping:
+    row = await store.get(conn, user_id=user_id, id=id, lock=lock)
     if row is None:
         raise ResourceNotFound(f"IP {id} not found.")
     return row

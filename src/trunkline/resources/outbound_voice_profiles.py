@@ -1,13 +1,15 @@
 """Outbound voice profiles: the limits and destinations that outbound calls of linked connections obey.
 
-Fields, enums and defaults: reference §3.8 (Telnyx's spec and SDK). The record is kept as a JSON
-document beside the columns lists sort on; `connections_count` is never stored, it is counted on read.
+Fields, enums and defaults: Telnyx's spec and SDK
+(https://developers.telnyx.com/api-reference/outbound-voice-profiles/create-an-outbound-voice-profile).
+The record is kept as a JSON document beside the columns lists sort on; `connections_count` is never
+stored, it is counted on read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import ConfigDict, Field
@@ -20,9 +22,10 @@ from trunkline.store import connections as store_connections
 from trunkline.store import ids
 from trunkline.store import outbound_voice_profiles as store
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock
 from trunkline.store.paging import Page, PageResult
 
-RECORD_TYPE = "outbound_voice_profile"
+RECORD_TYPE: Final = "outbound_voice_profile"
 DEFAULT_DESTINATIONS = ["US", "CA"]
 
 # SPEC: minLength 3. The column holds 255 characters, and PostgreSQL text cannot hold a NUL.
@@ -43,7 +46,7 @@ CallLimit = Annotated[int, Field(ge=1, le=100_000)]
 
 
 class CallRecording(TelnyxModel):
-    # SPEC gives the type no default; an unset type records nothing (reference §3.8, inferred).
+    # Telnyx's spec gives the type no default; an unset type records nothing (trunkline's reading).
     call_recording_type: Literal["all", "none", "by_caller_phone_number"] = "none"
     call_recording_caller_phone_numbers: list[E164] = Field(default_factory=list, max_length=100)
     call_recording_channels: Literal["single", "dual"] = "single"
@@ -76,7 +79,7 @@ class OutboundVoiceProfileCreate(TelnyxModel):
 
 
 class OutboundVoiceProfileUpdate(partial_model(OutboundVoiceProfileCreate)):  # type: ignore[misc]
-    """PATCH body: nested objects merge; `name` stays required, as in SPEC and SDK (reference §4 row 14)."""
+    """PATCH body: nested objects merge; `name` stays required, as in Telnyx's spec and SDK."""
 
     name: ProfileName
 
@@ -114,7 +117,7 @@ async def create(conn: Conn, user_id: str, body: dict[str, Any]) -> dict[str, An
 
 
 async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dict[str, Any]:
-    row = await _get_row(conn, user_id, id)
+    row = await _get_row(conn, user_id, id, lock=Lock.UPDATE)
     patch = validate(OutboundVoiceProfileUpdate, body).model_dump(mode="json", exclude_unset=True)
     stored = orjson.loads(row["document"])
     # The merged profile is validated whole, so defaults fill nested objects the PATCH created.
@@ -125,8 +128,12 @@ async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dic
 
 
 async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    """Delete a profile no connection uses (decision 3: refused while any does)."""
-    row = await _get_row(conn, user_id, id)
+    """Delete a profile no connection uses; refused (422 `10015`) while any does.
+
+    The lock makes the count hold until the delete: a connection that is being pointed at this profile
+    holds a REFERENCE lock on it (store/locks.py), so one of the two waits for the other to commit.
+    """
+    row = await _get_row(conn, user_id, id, lock=Lock.DELETE)
     count = await _count(conn, id)
     if count:
         noun = "connection uses" if count == 1 else "connections use"
@@ -134,13 +141,14 @@ async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
             f"Outbound voice profile {id} cannot be deleted: {count} {noun} it."
             " Point them at another profile (outbound.outbound_voice_profile_id) first."
         )
-    await store.delete(conn, id=id)
+    if not await store.delete(conn, id=id):
+        raise ResourceNotFound(f"Outbound voice profile {id} not found.")
     return {**orjson.loads(row["document"]), "connections_count": 0}
 
 
-async def _get_row(conn: Conn, user_id: str, id: str) -> RowMapping:
+async def _get_row(conn: Conn, user_id: str, id: str, *, lock: Lock | None = None) -> RowMapping:
     # Our ids are digits (store/ids.py); anything else names nothing, and PostgreSQL refuses a NUL.
-    row = await store.get(conn, user_id=user_id, id=id)
+    row = await store.get(conn, user_id=user_id, id=id, lock=lock)
     if row is None:
         raise ResourceNotFound(f"Outbound voice profile {id} not found.")
     return row

@@ -1,4 +1,8 @@
-"""Registration status of credential connections: what the SIP edge saw (reference §3.3, decision 4).
+"""Registration status of credential connections: what the SIP edge saw.
+
+Telnyx lists the statuses but defines none of them
+(https://developers.telnyx.com/api-reference/credential-connections/check-a-credential-connection-registration-status);
+what each means here is trunkline's choice, pinned by tests/unit/test_registration_status.py.
 
 Two sources, both written by Kamailio: the live bindings (usrloc `location`) and the newest REGISTER
 outcome per user (the edge's `reg` htable, read over JSON-RPC), which is what tells a de-REGISTER, a
@@ -66,7 +70,7 @@ async def check(conn: Conn, user_id: str, id: str, edge: EdgeView | None = None)
 
 
 def decide(bindings: list[store.Binding], event: RegistrationEvent | None, now: float) -> dict[str, Any]:
-    """The status from the bindings and the newest outcome (decision 4: the newest attempt wins)."""
+    """The status from the bindings and the newest outcome: the newest attempt wins (trunkline's choice)."""
     live = [b for b in bindings if b.expires > now]
     if event is not None and event.outcome == "fail":
         return {"status": "Failed", **_from_event(event)}

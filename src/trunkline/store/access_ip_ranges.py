@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 
 from trunkline.store import changes, ids
 from trunkline.store.db import Conn
+from trunkline.store.locks import delete_row
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import access_ip_range as air
 
@@ -62,9 +63,12 @@ async def list_(
     return await fetch_page(conn, air, where=where, order_by=[air.c.created_at, air.c.id], page=page)
 
 
-async def delete(conn: Conn, *, id: str) -> None:
-    await conn.execute(sa.delete(air).where(air.c.id == id))
+async def delete(conn: Conn, *, id: str) -> bool:
+    """Delete a range; False when another request deleted it first."""
+    if not await delete_row(conn, air, id):
+        return False
     await changes.bump(conn, TOPIC)
+    return True
 
 
 async def version(conn: Conn) -> int:
@@ -78,7 +82,7 @@ async def all_ranges(conn: Conn) -> Sequence[RowMapping]:
 
 
 async def mark_added(conn: Conn, *, ids: Sequence[str], at: str) -> None:
-    """Pending ranges the gate has loaded become `added` (reference §7 decision 10)."""
+    """Pending ranges the gate has loaded become `added` (trunkline's choice: Telnyx does not say)."""
     stmt = (
         sa.update(air)
         .where(air.c.id.in_(list(ids)), air.c.status == "pending")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from trunkline.store import ids
 from trunkline.store.db import Conn
@@ -14,13 +15,21 @@ ACL = "acl"
 
 
 async def bump(conn: Conn, topic: str) -> None:
-    updated = await conn.execute(
-        sa.update(config_version)
-        .where(config_version.c.topic == topic)
-        .values(version=config_version.c.version + 1, updated_at=ids.now())
+    """Add one to the topic's version, creating it at 1.
+
+    One upsert statement: an UPDATE that finds no row followed by an INSERT lets two first writers on
+    a fresh database both insert, and the second fails on the primary key. INSERT ... ON CONFLICT DO
+    UPDATE is atomic on both engines (https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT,
+    https://www.sqlite.org/lang_upsert.html).
+    """
+    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(config_version).values(topic=topic, version=1, updated_at=ids.now())
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[config_version.c.topic],
+            set_={"version": config_version.c.version + 1, "updated_at": insert.excluded.updated_at},
+        )
     )
-    if not updated.rowcount:
-        await conn.execute(sa.insert(config_version).values(topic=topic, version=1, updated_at=ids.now()))
 
 
 async def version(conn: Conn, topic: str) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
 from trunkline.store.schema import connection, fqdn, sip_credential
 
@@ -26,22 +27,28 @@ _GET = sa.select(connection).where(
     connection.c.id == sa.bindparam("id"), connection.c.user_id == sa.bindparam("user_id")
 )
 _GET_OF_KIND = _GET.where(connection.c.kind == sa.bindparam("kind"))
+_GET_OF_KIND_LOCKED = {lock: locking(_GET_OF_KIND, lock) for lock in Lock}
 
 
-async def get(conn: Conn, *, user_id: str, id: str, kind: str | None = None) -> RowMapping | None:
+async def get(
+    conn: Conn, *, user_id: str, id: str, kind: str | None = None, lock: Lock | None = None
+) -> RowMapping | None:
+    """A connection of this account (and kind, if given), locked as `lock` says (store/locks.py)."""
     if not ids.is_numeric_id(id):
         return None
     if kind is None:
-        return (await conn.execute(_GET, {"id": id, "user_id": user_id})).mappings().first()
+        return (await conn.execute(locking(_GET, lock), {"id": id, "user_id": user_id})).mappings().first()
+    stmt = _GET_OF_KIND if lock is None else _GET_OF_KIND_LOCKED[lock]
     params = {"id": id, "user_id": user_id, "kind": kind}
-    return (await conn.execute(_GET_OF_KIND, params)).mappings().first()
+    return (await conn.execute(stmt, params)).mappings().first()
 
 
-async def get_any(conn: Conn, *, id: str) -> RowMapping | None:
+async def get_any(conn: Conn, *, id: str, lock: Lock | None = None) -> RowMapping | None:
     """A connection by id whatever its account: for rules that follow a reference already checked."""
     if not ids.is_numeric_id(id):
         return None
-    return (await conn.execute(sa.select(connection).where(connection.c.id == id))).mappings().first()
+    stmt = locking(sa.select(connection).where(connection.c.id == id), lock)
+    return (await conn.execute(stmt)).mappings().first()
 
 
 async def list_(
@@ -73,8 +80,9 @@ async def update(conn: Conn, *, id: str, **values: Any) -> None:
     await conn.execute(sa.update(connection).where(connection.c.id == id).values(**values))
 
 
-async def delete(conn: Conn, *, id: str) -> None:
-    await conn.execute(sa.delete(connection).where(connection.c.id == id))
+async def delete(conn: Conn, *, id: str) -> bool:
+    """Delete a connection; its IPs, FQDNs and credentials go with it (foreign keys cascade)."""
+    return await delete_row(conn, connection, id)
 
 
 async def find_user_name(conn: Conn, *, user_name: str) -> RowMapping | None:

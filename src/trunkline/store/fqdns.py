@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import fqdn
 
@@ -18,15 +19,16 @@ async def insert(conn: Conn, **values: Any) -> None:
     await conn.execute(sa.insert(fqdn).values(**values))
 
 
-async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+async def get(conn: Conn, *, user_id: str, id: str, lock: Lock | None = None) -> RowMapping | None:
     if not ids.is_numeric_id(id):
         return None
-    stmt = sa.select(fqdn).where(fqdn.c.id == id, fqdn.c.user_id == user_id)
+    stmt = locking(sa.select(fqdn).where(fqdn.c.id == id, fqdn.c.user_id == user_id), lock)
     return (await conn.execute(stmt)).mappings().first()
 
 
 async def find_address(conn: Conn, *, name: str, port: int | None) -> RowMapping | None:
-    """The FQDN record for a host name and port in any account (unique across the server, decision 9).
+    """The FQDN record for a host name and port in any account (unique across the server: trunkline's
+    choice, so the edge maps a source to one connection; tests/conformance/test_fqdns.py pins it).
 
     Host names compare case-insensitively and with or without the root's trailing dot (RFC 4343), and
     an SRV record's null port is a key of its own.
@@ -48,6 +50,12 @@ async def lock_address(conn: Conn, *, name: str, port: int | None) -> None:
         return
     digest = hashlib.blake2b(f"fqdn {name.lower().removesuffix('.')} {port}".encode(), digest_size=8)
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest.digest(), signed=True))))
+
+
+async def lock_on_connection(conn: Conn, *, connection_id: str) -> None:
+    """Lock a connection's FQDNs before the connection itself (the order store/locks.py sets)."""
+    stmt = sa.select(fqdn.c.id).where(fqdn.c.connection_id == connection_id)
+    await conn.execute(locking(stmt, Lock.DELETE))
 
 
 async def ids_on_connection(conn: Conn, *, connection_id: str) -> set[str]:
@@ -81,5 +89,5 @@ async def update(conn: Conn, *, id: str, **values: Any) -> None:
     await conn.execute(sa.update(fqdn).where(fqdn.c.id == id).values(**values))
 
 
-async def delete(conn: Conn, *, id: str) -> None:
-    await conn.execute(sa.delete(fqdn).where(fqdn.c.id == id))
+async def delete(conn: Conn, *, id: str) -> bool:
+    return await delete_row(conn, fqdn, id)

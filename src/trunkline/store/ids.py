@@ -1,7 +1,8 @@
 """Telnyx-shaped ids and timestamps.
 
 Telnyx gives connections, outbound voice profiles and FQDNs numeric string ids of 18-19 digits
-(e.g. "1293384261075731499"); IPs get UUIDs (reference §1.8, §7 decision 1). Ours are snowflakes:
+(e.g. "1293384261075731499"); IPs get UUIDs, as the `/ips/{id}` path of Telnyx's spec declares
+(https://developers.telnyx.com/api-reference/ips/update-an-ip). Ours are snowflakes:
 milliseconds since 2020-01-01 (41 bits), a node number (10 bits) and a per-millisecond sequence
 (12 bits), so they sort by creation and several API processes never collide.
 """

@@ -9,6 +9,7 @@ from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import ip
 
@@ -17,10 +18,10 @@ async def insert(conn: Conn, **values: Any) -> None:
     await conn.execute(sa.insert(ip).values(**values))
 
 
-async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+async def get(conn: Conn, *, user_id: str, id: str, lock: Lock | None = None) -> RowMapping | None:
     if not ids.is_uuid(id):
         return None
-    stmt = sa.select(ip).where(ip.c.id == id, ip.c.user_id == user_id)
+    stmt = locking(sa.select(ip).where(ip.c.id == id, ip.c.user_id == user_id), lock)
     return (await conn.execute(stmt)).mappings().first()
 
 
@@ -49,6 +50,11 @@ async def list_(
     return await fetch_page(conn, ip, where=where, order_by=[ip.c.created_at, ip.c.id], page=page)
 
 
+async def lock_on_connection(conn: Conn, *, connection_id: str) -> None:
+    """Lock a connection's IPs before the connection itself (the order store/locks.py sets)."""
+    await conn.execute(locking(sa.select(ip.c.id).where(ip.c.connection_id == connection_id), Lock.DELETE))
+
+
 async def ids_on_connection(conn: Conn, *, connection_id: str) -> set[str]:
     stmt = sa.select(ip.c.id).where(ip.c.connection_id == connection_id)
     return set((await conn.execute(stmt)).scalars().all())
@@ -58,8 +64,8 @@ async def update(conn: Conn, *, id: str, **values: Any) -> None:
     await conn.execute(sa.update(ip).where(ip.c.id == id).values(**values))
 
 
-async def delete(conn: Conn, *, id: str) -> None:
-    await conn.execute(sa.delete(ip).where(ip.c.id == id))
+async def delete(conn: Conn, *, id: str) -> bool:
+    return await delete_row(conn, ip, id)
 
 
 async def addresses_on_connection(conn: Conn, *, connection_id: str) -> dict[str, str]:

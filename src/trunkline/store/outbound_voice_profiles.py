@@ -9,6 +9,7 @@ from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
 from trunkline.store.schema import outbound_voice_profile as ovp
 
@@ -17,10 +18,10 @@ async def insert(conn: Conn, **values: Any) -> None:
     await conn.execute(sa.insert(ovp).values(**values))
 
 
-async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
+async def get(conn: Conn, *, user_id: str, id: str, lock: Lock | None = None) -> RowMapping | None:
     if not ids.is_numeric_id(id):
         return None
-    stmt = sa.select(ovp).where(ovp.c.id == id, ovp.c.user_id == user_id)
+    stmt = locking(sa.select(ovp).where(ovp.c.id == id, ovp.c.user_id == user_id), lock)
     return (await conn.execute(stmt)).mappings().first()
 
 
@@ -38,5 +39,5 @@ async def update(conn: Conn, *, id: str, **values: Any) -> None:
     await conn.execute(sa.update(ovp).where(ovp.c.id == id).values(**values))
 
 
-async def delete(conn: Conn, *, id: str) -> None:
-    await conn.execute(sa.delete(ovp).where(ovp.c.id == id))
+async def delete(conn: Conn, *, id: str) -> bool:
+    return await delete_row(conn, ovp, id)

@@ -2,7 +2,7 @@
 
 Kamailio writes `location`; trunkline only reads it. On PostgreSQL it is a table in our database
 (migration 0002). On SQLite it lives in Kamailio's own file, which we open read-only beside our
-connection: Kamailio must stay the only writer of that file (reference kamailio-edge.md §1).
+connection: Kamailio must stay the only writer of that file (db_sqlite sets no busy timeout).
 Rows linger up to usrloc's timer_interval after they lapse, so callers compare `expires` to now.
 """
 
@@ -31,7 +31,8 @@ location = sa.Table(
     sa.Column("last_modified", sa.DateTime),
 )
 
-# db_sqlite stores usrloc timestamps as REAL Julian days, UTC (reference §4b).
+# db_sqlite (Kamailio 5.6) stores usrloc timestamps as REAL Julian days, UTC; the Unix epoch is
+# Julian day 2440587.5 (https://www.sqlite.org/lang_datefunc.html).
 _UNIX_EPOCH_JULIAN = 2440587.5
 
 
@@ -64,7 +65,7 @@ async def bindings(conn: Conn, *, user_name: str, sqlite_file: Path | None = Non
             received=r["received"],
             socket=r["socket"],
             user_agent=r["user_agent"] or "",
-            # PostgreSQL: TIMESTAMP WITHOUT TIME ZONE in Kamailio's local time (reference §4b).
+            # PostgreSQL: TIMESTAMP WITHOUT TIME ZONE in Kamailio's local time (as db_postgres writes).
             expires=_local_seconds(r["expires"]),
             last_modified=_local_seconds(r["last_modified"]),
         )

@@ -76,7 +76,8 @@ connection = sa.Table(
         nullable=True,
         index=True,
     ),
-    # The SIP identity: unique across the server, case-insensitively (reference §7 decision 9).
+    # The SIP identity: unique across the server, case-insensitively, as Telnyx's v1 API documented
+    # (https://developers.telnyx.com/openapi/v1/full_reference/mission_control_docs/tag/Credential-Authentication-for-Connections-V1/).
     sa.Column("user_name", sa.String(64), nullable=True),
     sa.Column("user_name_key", sa.String(64), nullable=True, unique=True),
     sa.Column("ip_authentication_token", sa.String(64), nullable=True, unique=True),

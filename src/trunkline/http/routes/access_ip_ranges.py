@@ -1,4 +1,5 @@
-"""/v2/access_ip_ranges: create and delete answer the bare object, lists the usual page (reference §3.1)."""
+"""/v2/access_ip_ranges: create and delete answer the bare object, lists the usual page
+(https://developers.telnyx.com/api-reference/ip-ranges/create-new-access-ip-range)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from trunkline.http import envelope
 from trunkline.http.deps import Body, Caller, Db, page_of
 from trunkline.http.gate import AccessGate
 from trunkline.http.openapi import request_body
+from trunkline.http.params import FilterText
 from trunkline.resources import access_ip_ranges
 from trunkline.resources.access_ip_ranges import AccessIpRange, AccessIpRangeCreate, Filters
 from trunkline.store.paging import Page
@@ -19,17 +21,20 @@ One = {"model": AccessIpRange}
 
 
 def range_filters(
-    cidr: Annotated[str | None, Query(alias="filter[cidr_block]", description="Exact CIDR block.")] = None,
-    startswith: Annotated[str | None, Query(alias="filter[cidr_block][startswith]")] = None,
-    endswith: Annotated[str | None, Query(alias="filter[cidr_block][endswith]")] = None,
-    contains: Annotated[str | None, Query(alias="filter[cidr_block][contains]")] = None,
-    created: Annotated[
-        str | None, Query(alias="filter[created_at]", description="ISO-8601; equal at the precision given.")
+    cidr: Annotated[
+        FilterText | None, Query(alias="filter[cidr_block]", description="Exact CIDR block.")
     ] = None,
-    gt: Annotated[str | None, Query(alias="filter[created_at][gt]")] = None,
-    gte: Annotated[str | None, Query(alias="filter[created_at][gte]")] = None,
-    lt: Annotated[str | None, Query(alias="filter[created_at][lt]")] = None,
-    lte: Annotated[str | None, Query(alias="filter[created_at][lte]")] = None,
+    startswith: Annotated[FilterText | None, Query(alias="filter[cidr_block][startswith]")] = None,
+    endswith: Annotated[FilterText | None, Query(alias="filter[cidr_block][endswith]")] = None,
+    contains: Annotated[FilterText | None, Query(alias="filter[cidr_block][contains]")] = None,
+    created: Annotated[
+        FilterText | None,
+        Query(alias="filter[created_at]", description="ISO-8601; equal at the precision given."),
+    ] = None,
+    gt: Annotated[FilterText | None, Query(alias="filter[created_at][gt]")] = None,
+    gte: Annotated[FilterText | None, Query(alias="filter[created_at][gte]")] = None,
+    lt: Annotated[FilterText | None, Query(alias="filter[created_at][lt]")] = None,
+    lte: Annotated[FilterText | None, Query(alias="filter[created_at][lte]")] = None,
 ) -> Filters:
     return access_ip_ranges.filters(
         {"eq": cidr, "startswith": startswith, "endswith": endswith, "contains": contains},

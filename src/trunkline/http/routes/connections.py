@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
 
 from trunkline.errors import InvalidParameter
 from trunkline.http import envelope
 from trunkline.http.deps import AppSettings, Body, Caller, Db, marks_read, page_of
 from trunkline.http.openapi import request_body
+from trunkline.http.params import FilterText
 from trunkline.resources import connections, registrations
 from trunkline.resources.connections import KindSpec
 from trunkline.resources.connections.records import RECORDS, Connection
@@ -19,25 +21,21 @@ Sort = Literal["created_at", "-created_at", "connection_name", "-connection_name
 ListPage = Annotated[Page, Depends(page_of(250))]
 
 
-# No NUL in text filters: PostgreSQL cannot compare text holding one (a 500), and no stored value has it.
-TEXT = r"^[^\x00]*$"
-
-
 async def connection_filters(
     name_contains: Annotated[
-        str | None,
+        FilterText | None,
         Query(
             alias="filter[connection_name][contains]",
             description="Case-insensitive substring, 3+ characters.",
-            pattern=TEXT,
         ),
     ] = None,
-    fqdn: Annotated[str | None, Query(alias="filter[fqdn]", pattern=TEXT)] = None,
-    profile_id: Annotated[str | None, Query(alias="filter[outbound_voice_profile_id]", pattern=TEXT)] = None,
-    # The older spelling Telnyx still documents (reference §4 row 12).
+    fqdn: Annotated[FilterText | None, Query(alias="filter[fqdn]")] = None,
+    profile_id: Annotated[FilterText | None, Query(alias="filter[outbound_voice_profile_id]")] = None,
+    # The older spelling Telnyx still documents
+    # (https://developers.telnyx.com/api-reference/connections/list-connections).
     profile_id_dotted: Annotated[
-        str | None,
-        Query(alias="filter[outbound.outbound_voice_profile_id]", include_in_schema=False, pattern=TEXT),
+        FilterText | None,
+        Query(alias="filter[outbound.outbound_voice_profile_id]", include_in_schema=False),
     ] = None,
 ) -> dict[str, Any]:
     if name_contains is not None and len(name_contains) < 3:
@@ -57,11 +55,16 @@ Filters = Annotated[dict[str, Any], Depends(connection_filters)]
 SortParam = Annotated[Sort | None, Query(description="Sort key; prefix '-' for descending.")]
 
 
+def _enveloped(generic: Any, record: type[BaseModel]) -> Any:
+    """`generic[record]`, parametrised at run time (a type checker reads a subscript as a type)."""
+    return generic[record]
+
+
 def make_router(spec: KindSpec) -> APIRouter:
     """The five routes of one connection kind."""
     router = APIRouter(prefix=f"/{spec.path}", tags=[f"{spec.title}s"])
-    one = {"model": envelope.Data[RECORDS[spec.kind]]}  # type: ignore[name-defined]
-    many = {"model": envelope.DataPage[RECORDS[spec.kind]]}  # type: ignore[name-defined]
+    one = {"model": _enveloped(envelope.Data, RECORDS[spec.kind])}
+    many = {"model": _enveloped(envelope.DataPage, RECORDS[spec.kind])}
     noun = spec.title.lower()
 
     @router.get("", summary=f"List {noun}s", responses={200: many}, operation_id=f"list_{spec.path}")

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from trunkline.http import envelope
 from trunkline.http.deps import Body, Caller, Db, page_of
 from trunkline.http.openapi import request_body
+from trunkline.http.params import FilterText
 from trunkline.resources import fqdns
 from trunkline.store.paging import Page
 
 router = APIRouter(prefix="/fqdns", tags=["FQDNs"])
 One = {"model": envelope.Data[fqdns.Fqdn]}
-# No NUL in text filters: PostgreSQL cannot compare text holding one, and no stored value has it.
-TEXT = r"^[^\x00]*$"
 
 
 @router.get("", summary="List FQDNs", responses={200: {"model": envelope.DataPage[fqdns.Fqdn]}})
@@ -23,8 +22,8 @@ async def list_fqdns(
     caller: Caller,
     db: Db,
     page: Annotated[Page, Depends(page_of(250))],
-    connection_id: Annotated[str | None, Query(alias="filter[connection_id]", pattern=TEXT)] = None,
-    fqdn: Annotated[str | None, Query(alias="filter[fqdn]", pattern=TEXT)] = None,
+    connection_id: Annotated[FilterText | None, Query(alias="filter[connection_id]")] = None,
+    fqdn: Annotated[FilterText | None, Query(alias="filter[fqdn]")] = None,
     port: Annotated[int | None, Query(alias="filter[port]", ge=1, le=65535)] = None,
     dns_record_type: Annotated[fqdns.DnsRecordType | None, Query(alias="filter[dns_record_type]")] = None,
 ) -> envelope.JsonBytes:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from trunkline.http import envelope
 from trunkline.http.deps import Body, Caller, Db, page_of
 from trunkline.http.openapi import request_body
+from trunkline.http.params import FilterText
 from trunkline.resources import ips
 from trunkline.store.paging import Page
 
@@ -21,8 +22,8 @@ async def list_ips(
     caller: Caller,
     db: Db,
     page: Annotated[Page, Depends(page_of(250))],
-    connection_id: Annotated[str | None, Query(alias="filter[connection_id]")] = None,
-    ip_address: Annotated[str | None, Query(alias="filter[ip_address]")] = None,
+    connection_id: Annotated[FilterText | None, Query(alias="filter[connection_id]")] = None,
+    ip_address: Annotated[FilterText | None, Query(alias="filter[ip_address]")] = None,
     port: Annotated[int | None, Query(alias="filter[port]", ge=1, le=65535)] = None,
 ) -> envelope.JsonBytes:
     filters = {"connection_id": connection_id, "ip_address": ip_address, "port": port}

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from trunkline.http import envelope
 from trunkline.http.deps import Body, Caller, Db, page_of
 from trunkline.http.openapi import request_body
+from trunkline.http.params import FilterText
 from trunkline.resources import outbound_voice_profiles as profiles
 from trunkline.store.paging import Page
 
-# The twelve values SPEC and SDK list (reference §1.6); anything else is a 422 "Invalid sorting value".
+# The twelve values Telnyx's spec and SDK list; anything else is a 422 "Invalid sorting value"
+# (https://developers.telnyx.com/api-reference/outbound-voice-profiles/get-all-outbound-voice-profiles).
 Sort = Literal[
     "enabled",
     "-enabled",
@@ -41,12 +43,9 @@ async def list_outbound_voice_profiles(
     caller: Caller,
     db: Db,
     page: Annotated[Page, Depends(page_of(20))],
-    # No NUL: PostgreSQL cannot compare text holding one, and no name contains it.
     name_contains: Annotated[
-        str | None,
-        Query(
-            alias="filter[name][contains]", pattern=r"^[^\x00]*$", description="Case-insensitive substring."
-        ),
+        FilterText | None,
+        Query(alias="filter[name][contains]", description="Case-insensitive substring."),
     ] = None,
     sort: Annotated[Sort, Query(description="Sort key; prefix '-' for descending.")] = "-created_at",
 ) -> envelope.JsonBytes:
@@ -54,7 +53,8 @@ async def list_outbound_voice_profiles(
     return envelope.page(records, result)
 
 
-# 200, not 201: the one create in this API that SPEC declares so (reference §1.3).
+# 200, not 201, as Telnyx's spec declares for this create
+# (https://developers.telnyx.com/api-reference/outbound-voice-profiles/create-an-outbound-voice-profile).
 @router.post(
     "",
     summary="Create an outbound voice profile",

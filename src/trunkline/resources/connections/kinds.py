@@ -6,14 +6,30 @@ in `service.py` and the router in `http/routes/connections.py` serve all three f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from trunkline.resources._base import TelnyxModel, partial_model
 from trunkline.resources.connections import models
 
 Kind = Literal["credential", "fqdn", "ip"]
 ORDINALS = ("primary", "secondary", "tertiary")
+
+# Fields Telnyx's FQDN connection record carries and no request may set: name -> (type, value).
+# Telnyx's OpenAPI document lists them on FqdnConnection and on no request body.
+FQDN_READ_ONLY: Mapping[str, tuple[Any, Any]] = {
+    "adjust_dtmf_timestamp": (bool | None, False),
+    "call_cost_enabled": (bool | None, False),
+    "ignore_dtmf_duration": (bool | None, False),
+    "ignore_mark_bit": (bool | None, False),
+    "rtp_pass_codecs_on_stream_change": (bool | None, False),
+    "send_normalized_timestamps": (bool | None, False),
+    "third_party_control_enabled": (bool | None, False),
+    "txt_name": (str | None, None),
+    "txt_value": (str | None, None),
+    "txt_ttl": (int | None, None),
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,14 @@ class KindSpec:
     has_credentials: bool = False
     # Whether the caller chooses the credentials (credential) or we generate them (FQDN, read-only).
     generated_credentials: bool = False
+    # Fields every record of this kind carries that no request sets: name -> (type, value).
+    read_only: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    # Whether `default_*_id` may name one of the connection's endpoints by its address instead of its
+    # id (Telnyx's own IP connection PATCH example sends "192.168.0.0" there); the id is stored.
+    defaults_by_address: bool = False
+    # Whether `microsoft_teams_sbc: true` on create gives the connection an FQDN record of its own,
+    # `<connection id>.mstsbc.telnyx.tech` port 5061, as Telnyx's create FQDN connection does.
+    teams_sbc_fqdn: bool = False
 
     @property
     def update(self) -> type[TelnyxModel]:
@@ -70,6 +94,8 @@ FQDN = KindSpec(
     update_drops=("microsoft_teams_sbc",),
     has_credentials=True,
     generated_credentials=True,
+    read_only=FQDN_READ_ONLY,
+    teams_sbc_fqdn=True,
 )
 IP = KindSpec(
     kind="ip",
@@ -80,6 +106,7 @@ IP = KindSpec(
     create=models.IpConnectionSettings,
     endpoint="ip",
     create_forbids=tuple(f"/inbound/default_{o}_ip_id" for o in ORDINALS),
+    defaults_by_address=True,
 )
 
 KINDS: dict[Kind, KindSpec] = {spec.kind: spec for spec in (CREDENTIAL, FQDN, IP)}

@@ -1,8 +1,12 @@
 """Request models of the three connection kinds: shared fields once, each kind adding what differs.
 
-Field lists, enums, bounds and defaults: reference §2 (Telnyx's spec and SDK). A `*Settings` model is
-what a connection is; `*Create` is what POST takes; PATCH takes `partial_model(*Create)` and the merged
-result is validated again as `*Settings`, so cross-field rules hold after every change.
+Field lists, enums, bounds and defaults follow Telnyx's OpenAPI spec and its Python SDK (`telnyx`,
+pinned in pyproject.toml), e.g.
+https://developers.telnyx.com/api-reference/fqdn-connections/create-an-fqdn-connection
+
+A `*Settings` model is what a connection is; `*Create` is what POST takes; PATCH takes
+`partial_model(*Create)` and the merged result is validated again as `*Settings`, so cross-field
+rules hold after every change.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ ChannelLimit = Annotated[int, Field(ge=0, le=100_000)]
 
 
 def _check_user_name(value: str) -> str:
-    # Reference §2.1 and §4 row 4: 4-32 alphanumerics, one of the first five a letter.
+    # 4-32 alphanumerics (Telnyx's request schema); one of the first five a letter (its SDK's docs).
     if not re.fullmatch(r"[A-Za-z0-9]{4,32}", value):
         raise ValueError("must be 4 to 32 characters, letters and digits only")
     if not any(c.isalpha() for c in value[:5]):
@@ -175,7 +179,7 @@ class IpOutbound(Outbound):
 
 
 class ConnectionSettings(TelnyxModel):
-    """The fields all three kinds share (reference §2.1)."""
+    """The fields all three kinds share (credential, FQDN and IP connections in Telnyx's spec)."""
 
     connection_name: ConnectionName | None = None
     active: bool = True
@@ -185,11 +189,13 @@ class ConnectionSettings(TelnyxModel):
     bridge_generate_comfort_noise_on_cn: bool = False
     call_cost_in_webhooks: bool = False
     conversation_persistence: bool = False
-    # Decision 5: true for every kind, as Telnyx's response schema says.
+    # true for every kind, as Telnyx's response schema says (its credential request schema says
+    # false): trunkline's choice.
     default_on_hold_comfort_noise_enabled: bool = True
     dtmf_type: Literal["RFC 2833", "Inband", "SIP INFO"] = "RFC 2833"
     encode_contact_header_enabled: bool = False
-    # Decision 6: accepted with any transport; Telnyx's own sources contradict each other.
+    # Accepted with any transport (trunkline's choice): Telnyx's spec prose and its SDK contradict
+    # each other on whether SRTP needs TLS.
     encrypted_media: Literal["SRTP"] | None = None
     jitter_buffer: JitterBuffer = Field(default_factory=JitterBuffer)
     noise_suppression: Literal["inbound", "outbound", "both", "disabled"] = "disabled"
@@ -213,7 +219,7 @@ class CredentialConnectionSettings(ConnectionSettings):
 
 class CredentialConnectionCreate(CredentialConnectionSettings):
     password: Password
-    # Create alone may ask for TeXML webhooks, and only with call parking (reference §2.1).
+    # Create alone may ask for TeXML webhooks, and only with outbound.call_parking_enabled (Telnyx's spec).
     webhook_api_version: Literal["1", "2", "texml"] = "1"  # type: ignore[assignment]
 
     @model_validator(mode="after")

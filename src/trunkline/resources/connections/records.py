@@ -13,25 +13,14 @@ from trunkline.resources.connections.models import AnchorSite
 def _record_model(spec: KindSpec) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "id": (str, ...),
-        "record_type": (Literal[spec.record_type], ...),  # type: ignore[valid-type]
+        "record_type": (Literal[spec.record_type], ...),
         "created_at": (str, ...),
         "updated_at": (str, ...),
     }
     if spec.has_credentials:
         fields["user_name"] = (str, ...)
         fields["password"] = (str, ...)
-    if spec.kind == "fqdn":
-        for name in (
-            "adjust_dtmf_timestamp",
-            "call_cost_enabled",
-            "ignore_dtmf_duration",
-            "ignore_mark_bit",
-            "rtp_pass_codecs_on_stream_change",
-            "send_normalized_timestamps",
-            "third_party_control_enabled",
-        ):
-            fields[name] = (bool | None, None)
-        fields.update(txt_name=(str | None, None), txt_value=(str | None, None), txt_ttl=(int | None, None))
+    fields.update({name: (type_, None) for name, (type_, _) in spec.read_only.items()})
     name = spec.title.replace(" connection", "Connection").replace(" ", "")
     model = create_model(name, __base__=spec.settings, __module__=__name__, **fields)
     model.model_config = ConfigDict(**{**model.model_config, "strict": False, "extra": "allow"})

@@ -17,17 +17,19 @@ from trunkline.errors import (
     TelnyxError,
 )
 from trunkline.resources._base import deep_merge, raise_all, validate
-from trunkline.resources.connections.kinds import BY_RECORD_TYPE, FQDN, KINDS, KindSpec
+from trunkline.resources.connections.kinds import BY_RECORD_TYPE, KINDS, Kind, KindSpec
 from trunkline.store import changes, ids
 from trunkline.store import connections as store
 from trunkline.store import fqdns as store_fqdns
 from trunkline.store import ips as store_ips
 from trunkline.store import outbound_voice_profiles as store_profiles
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock
 from trunkline.store.paging import Page, PageResult
 
 MASK = "********"
-# Fields of the type-agnostic `/connections` view (reference §3.2).
+# Fields of the type-agnostic `/connections` view
+# (https://developers.telnyx.com/api-reference/connections/list-connections).
 SLIM_FIELDS = (
     "id",
     "record_type",
@@ -41,23 +43,12 @@ SLIM_FIELDS = (
     "webhook_event_url",
     "webhook_event_failover_url",
 )
-# Read-only fields of FQDN connections that Telnyx reports but lets nobody set (reference §2.1).
-FQDN_READ_ONLY = {
-    "adjust_dtmf_timestamp": False,
-    "call_cost_enabled": False,
-    "ignore_dtmf_duration": False,
-    "ignore_mark_bit": False,
-    "rtp_pass_codecs_on_stream_change": False,
-    "send_normalized_timestamps": False,
-    "third_party_control_enabled": False,
-    "txt_name": None,
-    "txt_value": None,
-    "txt_ttl": None,
-}
+# The records `inbound.default_*_id` point at, by `KindSpec.endpoint`.
+ENDPOINT_STORES = {"ip": store_ips, "fqdn": store_fqdns}
 
 
 def digests(user_name: str, realm: str, password: str) -> dict[str, str]:
-    """What SIP digest authentication needs, so the password itself is never stored (decision 12)."""
+    """What SIP digest authentication needs, so the password itself is never stored (trunkline's choice)."""
     md5 = hashlib.md5
     return {
         "username": user_name,
@@ -74,7 +65,7 @@ async def find(conn: Conn, user_id: str, id: str) -> RowMapping | None:
 
 
 async def attachment_errors(
-    conn: Conn, user_id: str, connection_id: str, *, kind: str, what: str
+    conn: Conn, user_id: str, connection_id: str, *, kind: Kind, what: str
 ) -> list[TelnyxError]:
     """Why `what` (IPs, FQDNs) cannot attach to `connection_id`: it must be a `kind` connection here."""
     owner = await store.get(conn, user_id=user_id, id=connection_id)
@@ -93,7 +84,8 @@ async def attachment_errors(
 
 async def get_document(conn: Conn, user_id: str, spec: KindSpec, id: str) -> str:
     """The stored record as JSON text: the hot path serves it without parsing it."""
-    return (await _get_row(conn, user_id, spec, id))["document"]
+    document: str = (await _get_row(conn, user_id, spec, id))["document"]
+    return document
 
 
 async def list_documents(
@@ -153,8 +145,7 @@ async def create(
 
     stamp = ids.now()
     record = {"id": ids.numeric_id(), "record_type": spec.record_type, **settings}
-    if spec.kind == "fqdn":
-        record.update(FQDN_READ_ONLY)
+    record.update({name: value for name, (_, value) in spec.read_only.items()})
     if spec.has_credentials:
         record["password"] = MASK
     record.update(created_at=stamp, updated_at=stamp)
@@ -166,7 +157,7 @@ async def create(
         await store.put_credential(
             conn, connection_id=record["id"], **digests(record["user_name"], realm, password)
         )
-    if spec is FQDN and settings.get("microsoft_teams_sbc"):
+    if spec.teams_sbc_fqdn and settings.get("microsoft_teams_sbc"):
         await _add_teams_fqdn(conn, user_id, record["id"], stamp)
     await changes.bump(conn, changes.ACL)
     return {**record, "password": password} if spec.has_credentials else record
@@ -175,7 +166,7 @@ async def create(
 async def update(
     conn: Conn, user_id: str, spec: KindSpec, id: str, body: dict[str, Any], *, realm: str
 ) -> dict[str, Any]:
-    row = await _get_row(conn, user_id, spec, id)
+    row = await _get_row(conn, user_id, spec, id, lock=Lock.UPDATE)
     body = {k: v for k, v in body.items() if k not in spec.update_drops}
     patch = validate(spec.update, body).model_dump(mode="json", exclude_unset=True)
     password = patch.pop("password", None) if spec.has_credentials else None
@@ -183,7 +174,7 @@ async def update(
         patch.pop("user_name", None)
     stored = orjson.loads(row["document"])
     merged = deep_merge(stored, patch)
-    if spec.endpoint is not None:
+    if spec.defaults_by_address:
         await _resolve_default_addresses(conn, spec, id, merged)
     settings = validate(spec.settings, merged).model_dump(mode="json")
     errors = await _rules(conn, user_id, spec, settings, own_id=id)
@@ -208,16 +199,28 @@ async def update(
 
 
 async def delete(conn: Conn, user_id: str, spec: KindSpec, id: str) -> dict[str, Any]:
-    """Delete a connection with its IPs, FQDNs and credentials (decision 3: one transaction)."""
-    row = await _get_row(conn, user_id, spec, id)
-    await store.delete(conn, id=id)
+    """Delete a connection with its IPs, FQDNs and credentials, in one transaction.
+
+    The connection's endpoints are locked before the connection (store/locks.py's order); the foreign
+    keys cascade to them. A second DELETE of the same connection finds nothing: 404.
+    """
+    await _get_row(conn, user_id, spec, id)  # this account's, of this kind: else 404, nothing locked
+    if spec.endpoint is not None:
+        await ENDPOINT_STORES[spec.endpoint].lock_on_connection(conn, connection_id=id)
+    row = await _get_row(conn, user_id, spec, id, lock=Lock.DELETE)
+    if not await store.delete(conn, id=id):
+        raise ResourceNotFound(f"{spec.title} {id} not found.")
     await changes.bump(conn, changes.ACL)
-    return orjson.loads(row["document"])  # type: ignore[no-any-return]
+    record: dict[str, Any] = orjson.loads(row["document"])
+    return record
 
 
 async def forget_endpoint(conn: Conn, connection_id: str, endpoint_id: str) -> None:
-    """Clear any `default_*_id` of a connection that points at an IP or FQDN leaving it (decision 3)."""
-    row = await store.get_any(conn, id=connection_id)
+    """Clear any `default_*_id` of a connection that points at an IP or FQDN leaving it.
+
+    The caller holds the endpoint's row; the connection is locked here, after it (store/locks.py).
+    """
+    row = await store.get_any(conn, id=connection_id, lock=Lock.UPDATE)
     if row is None:
         return
     spec = BY_RECORD_TYPE[f"{row['kind']}_connection"]
@@ -231,8 +234,10 @@ async def forget_endpoint(conn: Conn, connection_id: str, endpoint_id: str) -> N
         await store.update(conn, id=connection_id, document=_dump(record), updated_at=record["updated_at"])
 
 
-async def _get_row(conn: Conn, user_id: str, spec: KindSpec, id: str) -> RowMapping:
-    row = await store.get(conn, user_id=user_id, id=id, kind=spec.kind)
+async def _get_row(
+    conn: Conn, user_id: str, spec: KindSpec, id: str, *, lock: Lock | None = None
+) -> RowMapping:
+    row = await store.get(conn, user_id=user_id, id=id, kind=spec.kind, lock=lock)
     if row is None:
         raise ResourceNotFound(f"{spec.title} {id} not found.")
     return row
@@ -254,7 +259,7 @@ async def _rules(
     # Profile ids are digits like connection ids; anything else (a NUL, say) names no profile.
     if profile_id is not None and (
         not ids.is_numeric_id(profile_id)
-        or await store_profiles.get(conn, user_id=user_id, id=profile_id) is None
+        or await store_profiles.get(conn, user_id=user_id, id=profile_id, lock=Lock.REFERENCE) is None
     ):
         errors.append(
             MissingAssociation(
@@ -279,8 +284,7 @@ async def _rules(
                     pointer="/outbound/ip_authentication_token",
                 )
             )
-    if spec.endpoint is not None:
-        errors.extend(await _default_errors(conn, spec, own_id, settings.get("inbound") or {}))
+    errors.extend(await _default_errors(conn, spec, own_id, settings.get("inbound") or {}))
     return errors
 
 
@@ -288,12 +292,13 @@ async def _default_errors(
     conn: Conn, spec: KindSpec, own_id: str | None, inbound: dict[str, Any]
 ) -> list[TelnyxError]:
     wanted = {f: inbound.get(f) for f in spec.default_fields if inbound.get(f) is not None}
-    if not wanted:
+    if not wanted or spec.endpoint is None:
         return []
-    owned = await _endpoint_ids(conn, spec, own_id) if own_id else set()
+    endpoints = ENDPOINT_STORES[spec.endpoint]
+    owned = await endpoints.ids_on_connection(conn, connection_id=own_id) if own_id else set()
     return [
         InvalidParameter(
-            f"{field} must be the id of an {spec.endpoint.upper()} record on this connection.",  # type: ignore[union-attr]
+            f"{field} must be the id of an {spec.endpoint.upper()} record on this connection.",
             pointer=f"/inbound/{field}",
         )
         for field, value in wanted.items()
@@ -301,19 +306,11 @@ async def _default_errors(
     ]
 
 
-async def _endpoint_ids(conn: Conn, spec: KindSpec, connection_id: str) -> set[str]:
-    if spec.endpoint == "ip":
-        return await store_ips.ids_on_connection(conn, connection_id=connection_id)
-    return await store_fqdns.ids_on_connection(conn, connection_id=connection_id)
-
-
 async def _resolve_default_addresses(conn: Conn, spec: KindSpec, id: str, merged: dict[str, Any]) -> None:
     """Accept an address in `default_*_ip_id` when it names one of this connection's IPs.
 
-    Telnyx's own PATCH example sends "192.168.0.0" there (reference §4 row 7); we store the IP's id.
+    Telnyx's own IP connection PATCH example sends "192.168.0.0" there; the IP's id is stored.
     """
-    if spec.endpoint != "ip":
-        return
     inbound = merged.get("inbound") or {}
     addresses = {f: inbound[f] for f in spec.default_fields if isinstance(inbound.get(f), str)}
     if not addresses:
@@ -332,7 +329,8 @@ async def _fresh_user_name(conn: Conn) -> str:
 
 
 async def _add_teams_fqdn(conn: Conn, user_id: str, connection_id: str, stamp: str) -> None:
-    """Microsoft Teams SBC connections get their `*.mstsbc.telnyx.tech` FQDN (reference §5)."""
+    """Microsoft Teams SBC connections get their `*.mstsbc.telnyx.tech` FQDN, as Telnyx's spec says
+    (https://developers.telnyx.com/api-reference/fqdn-connections/create-an-fqdn-connection)."""
     await store_fqdns.insert(
         conn,
         id=ids.numeric_id(),

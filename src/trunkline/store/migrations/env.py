@@ -38,7 +38,9 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
-        # Kamailio reads some of these tables: never wait for ever on its locks (reference §9).
+        # Kamailio reads some of these tables. DDL needs an ACCESS EXCLUSIVE lock and, while it waits
+        # for one, every reader queues behind it: give up instead of stalling SIP
+        # (https://www.postgresql.org/docs/current/explicit-locking.html).
         await connection.exec_driver_sql("SET lock_timeout = '10s'")
         await connection.run_sync(_run)
         await connection.commit()

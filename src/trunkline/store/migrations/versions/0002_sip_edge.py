@@ -3,10 +3,10 @@
 Revision ID: 0002
 Revises: 0001
 
-Kamailio reads the API's data only through the `kam_*` views below: the contract between the two
-(reference kamailio-edge.md §12.2). On SQLite Kamailio opens the API's file read-only and keeps its
+Kamailio reads the API's data only through the `kam_*` views below: they are the contract between
+the two (docs/sip.md). On SQLite Kamailio opens the API's file read-only and keeps its
 registrations in a file of its own (created by `trunkline.sip.edge_db`); on PostgreSQL its `location`
-table lives here, written by the Kamailio role and only read by the API (§9).
+table lives here, written by the Kamailio role and only read by the API.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ FROM sip_credential s JOIN connection c ON c.id = s.connection_id
 WHERE c.active
 """
 
-# permissions' address table (README.permissions §3: grp, ip_addr, mask, port, tag). Inactive
+# permissions' address table (grp, ip_addr, mask, port, tag: the *_col parameters of
+# https://kamailio.org/docs/modules/5.6.x/modules/permissions.html). Inactive
 # connections stay listed so that the edge can name them and refuse with D18 instead of a bare 403.
 # Port 5060 is the default Telnyx fills in: it admits any source port (TCP clients send from
 # ephemeral ports); any other port must match exactly (permissions: port 0 = any).
@@ -144,7 +145,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("fqdn_id", "ip_address", "port", name=op.f("pk_fqdn_address")),
     )
     # Kamailio's table-version registry: permissions refuses to start without a row for its table
-    # (reference §7 and pitfall 7: 5.6 has no switch to skip the check).
+    # (Kamailio 5.6 has no switch to skip the check).
     op.create_table(
         "version",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
