@@ -33,7 +33,8 @@ def workdir(settings: Settings) -> Path:
 
 
 def kamailio_db_url(database_url: str) -> str:
-    """Our database URL as Kamailio's db modules spell it (README.db_sqlite §5, README.db_postgres)."""
+    """Our database URL as Kamailio's db modules spell it: `sqlite://` and the file's absolute path
+    (https://kamailio.org/docs/modules/5.6.x/modules/db_sqlite.html, "Usage"), or `postgres://user:pass@host:port/db`."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return "sqlite://" + str(Path(url.database or "").resolve())

@@ -1,4 +1,5 @@
-"""The access gate (reference §7 decision 10): ranges added and removed, IPv6, trusted proxies.
+"""The access gate: ranges added and removed, IPv6, trusted proxies (when a range turns from
+`pending` to `added`, and what it then enforces, is trunkline's choice: see trunkline.http.gate).
 
 The client address is driven two ways: by binding the client socket to another loopback address
 (all of 127.0.0.0/8 is loopback on Linux), and through the trusted-proxy path (X-Forwarded-For from a

@@ -1,4 +1,8 @@
-"""Rate limits per API key (reference §1.10, §7 decision 11) and failed-authentication limits per address."""
+"""Rate limits per API key and failed-authentication limits per address.
+
+The headers and the 429 `10011` are Telnyx's
+(https://developers.telnyx.com/development/api-fundamentals/reliability/rate-limiting); the limits
+themselves are trunkline's choice (TRUNKLINE_RATE_LIMIT, TRUNKLINE_AUTH_FAILURE_LIMIT)."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def test_wrong_password_is_refused_and_reported_failed(sip_edge: Edge) -> None:
     assert result.returncode == 0, result.status_lines
     assert result.status_lines[-1].startswith("SIP/2.0 403")
     assert status(client, conn_id).status == "Failed"
-    # A later success replaces the failure (decision 4: the newest attempt wins).
+    # A later success replaces the failure (the newest attempt wins: trunkline's choice).
     assert sip_edge.register(user, PASSWORD).returncode == 0
     assert status(client, conn_id).status == "Registered"
 

@@ -29,7 +29,8 @@ def data_raw(document: str, status: int = 200) -> JsonBytes:
 
 
 def bare(record: Mapping[str, Any], status: int = 200) -> JsonBytes:
-    """An object with no envelope: access IP range create and delete (reference §1.2)."""
+    """An object with no envelope: what access IP range create and delete answer
+    (https://developers.telnyx.com/api-reference/ip-ranges/create-new-access-ip-range)."""
     return JsonBytes(orjson.dumps(record), status_code=status)
 
 

@@ -1,10 +1,14 @@
 """The access gate: each account's access IP ranges, held in this process and enforced per request.
 
-Reference §7 decision 10. Every API process polls one counter (`config_version`, bumped in the same
-transaction as any change to a range, by any instance or the CLI) every `refresh_seconds`, and reloads
-all ranges when it moved; a change made through this process is loaded as soon as it commits. Loading a
-`pending` range is what makes it `added`: the gate writes that status back. The per-request check is a
-dictionary lookup, plus a containment test only for accounts that have ranges.
+Once an account has an `added` range, its API keys work only from inside its ranges (else 403
+`10010`). Telnyx names the `pending` and `added` states but not what moves a range from one to the
+other; that is trunkline's choice, pinned by tests/frontdoor/test_gate.py.
+
+Every API process polls one counter (`config_version`, bumped in the same transaction as any change
+to a range, by any instance or the CLI) every `refresh_seconds`, and reloads all ranges when it moved;
+a change made through this process is loaded as soon as it commits. Loading a `pending` range is what
+makes it `added`: the gate writes that status back. The per-request check is a dictionary lookup,
+plus a containment test only for accounts that have ranges.
 """
 
 from __future__ import annotations

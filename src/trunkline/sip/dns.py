@@ -1,5 +1,6 @@
 """Resolving FQDN records into the addresses the edge admits (Kamailio itself does no DNS lookups for
-the ACL: README.permissions, "No DNS lookup is performed"; reference kamailio-edge.md pitfall 15).
+the ACL: "No DNS lookup is performed, only strict matching", permissions' "Address Permissions" in
+https://kamailio.org/docs/modules/5.6.x/modules/permissions.html).
 
 A record: every IPv4 address of the name, with the FQDN's port. SRV record: the SIP services of the
 name (`_sip._udp` and `_sip._tcp` unless the name already starts with `_`), each target's addresses

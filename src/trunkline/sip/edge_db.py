@@ -1,8 +1,8 @@
 """Kamailio's own SQLite file: its `location` table, created before Kamailio starts.
 
-On SQLite Kamailio must be the only writer of this file (db_sqlite sets no busy timeout: reference
-kamailio-edge.md pitfall 2), and the API only reads it. On PostgreSQL the same table is created by
-migration 0002 instead.
+On SQLite Kamailio must be the only writer of this file (db_sqlite sets no busy timeout, so a second
+writer fails at once with "database is locked"), and the API only reads it. On PostgreSQL the same
+table is created by migration 0002 instead.
 """
 
 from __future__ import annotations

@@ -31,9 +31,10 @@ class Reloader:
     """Turns any number of "the ACL changed" requests into `permissions.addressReload` calls.
 
     permissions refuses a reload while `last_reload > time(NULL) - reload_delta`, counted in whole
-    seconds, and says "ongoing reload" although nothing is running (README.permissions reload_delta;
-    reference kamailio-edge.md §6). With reload_delta=1 the next reload is accepted from the next
-    wall-clock second on, so we wait for that boundary instead of hammering, and retry on the error.
+    seconds, and says "ongoing reload" although nothing is running (Kamailio 5.6; reload_delta:
+    https://kamailio.org/docs/modules/5.6.x/modules/permissions.html#permissions.p.reload_delta).
+    With reload_delta=1 the next reload is accepted from the next wall-clock second on, so we wait
+    for that boundary instead of hammering, and retry on the error.
     """
 
     def __init__(self, reload: Callable[[], Awaitable[None]], *, clock: Clock = time.time) -> None:

@@ -7,8 +7,9 @@ Errors::
     └── KamailioRpcError      Kamailio answered with a JSON-RPC error object (code, message)
 
 The datagram socket needs no HTTP stack and no TCP port, and is reachable only on this host
-(reference kamailio-edge.md §6). Each call binds a private reply socket: jsonrpcs answers to the
-sender's address (README.jsonrpcs §7.3).
+(https://kamailio.org/docs/modules/5.6.x/modules/jsonrpcs.html#jsonrpcs.p.dgram_socket).
+Each call binds a private reply socket: jsonrpcs sends its answer to the address the request came
+from.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ class EdgeConfig:
     app_db_url: str
     edge_db_url: str
     run_dir: Path
-    # MD5 by default: one algorithm per instance, and SHA-256 locks out MD5-only phones (reference §4a).
+    # MD5 by default: Kamailio's auth `algorithm` is one per instance and sends one challenge, so
+    # SHA-256 locks out MD5-only phones (https://kamailio.org/docs/modules/5.6.x/modules/auth.html).
     algorithm: Algorithm = "MD5"
     # Where calls go that are not for a registered user (a carrier or PBX, "host:port"); None: 480 D21.
     upstream: str | None = None
@@ -53,7 +54,8 @@ class EdgeConfig:
 
 
 def sqlite_path(kamailio_url: str) -> str:
-    """The file of a db_sqlite URL: everything after `sqlite://` (README.db_sqlite §5)."""
+    """The file of a db_sqlite URL: everything after `sqlite://`
+    (https://kamailio.org/docs/modules/5.6.x/modules/db_sqlite.html, "Usage")."""
     return kamailio_url.removeprefix("sqlite://")
 
 
