@@ -3,7 +3,7 @@
 Each slow client sends a valid, authenticated POST head and then one byte of its body, and keeps the
 connection open. Meanwhile other clients' reads and writes must answer as fast as they do without it:
 the transaction (the SQLite write lock, a PostgreSQL pool slot) begins only once a body has arrived
-(http/deps.py, `received_body`).
+(http/deps.py, `get_conn`).
 """
 
 from __future__ import annotations

@@ -59,27 +59,26 @@ async def get_caller(request: Request) -> Principal:
     return principal
 
 
-async def received_body(request: Request, _caller: Annotated[Principal, Depends(get_caller)]) -> bytes:
-    """The whole request body, received before any database connection or lock is taken.
+async def get_conn(
+    request: Request, _caller: Annotated[Principal, Depends(get_caller)]
+) -> AsyncIterator[Conn]:
+    """One transaction per request, begun once the body has arrived, committed before the response.
 
     A client may send its head and then its body one byte at a time; whatever it holds while it does
-    so it holds from every other request (the SQLite write lock, a PostgreSQL pool slot). So the
-    transaction depends on this: the body is in memory before the transaction begins.
+    so it holds from every other request (the SQLite write lock, a PostgreSQL pool slot). So the body
+    is read into memory first (Starlette keeps it for `get_body`); a request without one has none to
+    wait for (RFC 9112 §6.3: no Content-Length or Transfer-Encoding, no body).
     """
-    return await request.body()
-
-
-async def get_conn(
-    request: Request, _received: Annotated[bytes, Depends(received_body)]
-) -> AsyncIterator[Conn]:
-    """One transaction per request, begun once the body has arrived, committed before the response."""
+    if "content-length" in request.headers or "transfer-encoding" in request.headers:
+        await request.body()
     db: Database = request.app.state.db
     async with db.transaction(write=writes(request)) as conn:
         yield conn
 
 
-async def get_body(request: Request, raw: Annotated[bytes, Depends(received_body)]) -> dict[str, Any]:
+async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_caller)]) -> dict[str, Any]:
     """The JSON object a request carries; an empty body is an empty object (the SDK sends none on DELETE)."""
+    raw = await request.body()
     if not raw.strip():
         return {}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
