@@ -48,7 +48,7 @@ class Ip(RecordModel):
     updated_at: str
 
 
-def record(row: RowMapping) -> dict[str, Any]:
+def record(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "record_type": "ip",
@@ -93,7 +93,7 @@ async def create(conn: Conn, user_id: str, body: dict[str, Any]) -> dict[str, An
     }
     await store.insert(conn, **values)
     await changes.bump(conn, changes.ACL)
-    return record(values)  # type: ignore[arg-type]
+    return record(values)
 
 
 async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +114,7 @@ async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dic
     changed["updated_at"] = ids.now()
     await store.update(conn, id=id, **changed)
     await changes.bump(conn, changes.ACL)
-    return record({**dict(row), **changed})  # type: ignore[arg-type]
+    return record({**dict(row), **changed})
 
 
 async def delete(conn: Conn, user_id: str, id: str) -> dict[str, Any]:

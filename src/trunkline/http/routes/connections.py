@@ -68,7 +68,9 @@ def make_router(spec: KindSpec) -> APIRouter:
     noun = spec.title.lower()
 
     @router.get("", summary=f"List {noun}s", responses={200: many}, operation_id=f"list_{spec.path}")
-    async def list_(caller: Caller, db: Db, page: ListPage, filters: Filters, sort: SortParam = None):  # type: ignore[no-untyped-def]
+    async def list_(
+        caller: Caller, db: Db, page: ListPage, filters: Filters, sort: SortParam = None
+    ) -> envelope.JsonBytes:
         docs, result = await connections.list_documents(
             db, caller.user_id, spec, page, filters, sort or "-created_at"
         )
@@ -82,14 +84,14 @@ def make_router(spec: KindSpec) -> APIRouter:
         operation_id=f"create_{spec.path}",
         openapi_extra=request_body(spec.create),
     )
-    async def create(caller: Caller, db: Db, body: Body, settings: AppSettings):  # type: ignore[no-untyped-def]
+    async def create(caller: Caller, db: Db, body: Body, settings: AppSettings) -> envelope.JsonBytes:
         record = await connections.create(db, caller.user_id, spec, body, realm=settings.sip_realm)
         return envelope.data(record, status=201)
 
     @router.get(
         "/{id}", summary=f"Retrieve a {noun}", responses={200: one}, operation_id=f"retrieve_{spec.path}"
     )
-    async def retrieve(caller: Caller, db: Db, id: str):  # type: ignore[no-untyped-def]
+    async def retrieve(caller: Caller, db: Db, id: str) -> envelope.JsonBytes:
         return envelope.data_raw(await connections.get_document(db, caller.user_id, spec, id))
 
     @router.patch(
@@ -99,7 +101,9 @@ def make_router(spec: KindSpec) -> APIRouter:
         operation_id=f"update_{spec.path}",
         openapi_extra=request_body(spec.update, required=False),
     )
-    async def update(caller: Caller, db: Db, id: str, body: Body, settings: AppSettings):  # type: ignore[no-untyped-def]
+    async def update(
+        caller: Caller, db: Db, id: str, body: Body, settings: AppSettings
+    ) -> envelope.JsonBytes:
         return envelope.data(
             await connections.update(db, caller.user_id, spec, id, body, realm=settings.sip_realm)
         )
@@ -107,7 +111,7 @@ def make_router(spec: KindSpec) -> APIRouter:
     @router.delete(
         "/{id}", summary=f"Delete a {noun}", responses={200: one}, operation_id=f"delete_{spec.path}"
     )
-    async def delete(caller: Caller, db: Db, id: str):  # type: ignore[no-untyped-def]
+    async def delete(caller: Caller, db: Db, id: str) -> envelope.JsonBytes:
         return envelope.data(await connections.delete(db, caller.user_id, spec, id))
 
     return router
