@@ -7,14 +7,13 @@ import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import JSONResponse
 
-from trunkline import __version__, edge
+from trunkline import __version__, control, edge
 from trunkline.config import Settings
 from trunkline.errors import ServiceUnavailable
-from trunkline.http import envelope, handlers, openapi
+from trunkline.http import docs_page, envelope, handlers, openapi
 from trunkline.http.auth import Authenticator
 from trunkline.http.front_door import FrontDoor
 from trunkline.http.middleware import BodyLimit, RequestContext, SecurityHeaders
@@ -78,9 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def openapi_json() -> JSONResponse:
         return JSONResponse(openapi.build(app))
 
-    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="trunkline API")
+    # Swagger UI from this process, not a CDN: the page renders offline (http/docs_page.py).
+    docs_page.install(
+        app, path=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json", title="trunkline API"
+    )
 
     @app.get("/health", tags=["Operations"], summary="The process is up")
     async def health() -> envelope.JsonBytes:
@@ -95,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return envelope.errors([err], err.status)
         return envelope.JsonBytes(b'{"status":"ready"}')
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    control.install(app, settings)  # /_trunkline/ and the request journal, when settings.control is on
+    larger = {control.STATE_PATH: settings.control_max_body_bytes} if settings.control else None
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exceptions=larger)
     app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     app.add_middleware(RequestContext, log=settings.access_log)
     return app

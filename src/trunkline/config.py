@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     sip_fqdn_min_refresh_seconds: float = 5.0
     sip_fqdn_max_refresh_seconds: float = 300.0
     kamailio_binary: str = "kamailio"
+    # The control API under /_trunkline/ (docs/testing-control.md): reset, state, faults, the request
+    # journal, virtual registrations. Off: those paths are unknown routes (404) and cost nothing.
+    control: bool = False
+    # A secret that may act on any account through the control API; compared in constant time.
+    admin_token: str | None = Field(None, repr=False)
+    # Request journal entries kept per account, in this process (the oldest are dropped).
+    journal_limit: int = Field(1000, ge=1, le=100_000)
+    # The largest state document PUT /_trunkline/state takes (about 2.5 KB a connection).
+    control_max_body_bytes: int = 64 * 1_048_576
 
     @field_validator("node_id")
     @classmethod

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request
 
 from trunkline.config import Settings
-from trunkline.errors import AuthenticationFailed, BadRequest, NotAuthorized, UnsupportedMediaType
+from trunkline.errors import AuthenticationFailed, NotAuthorized
 from trunkline.http import json_body
 from trunkline.http.front_door import FrontDoor
 from trunkline.resources.api_keys import Principal
@@ -16,6 +16,12 @@ from trunkline.store.db import Conn, Database
 from trunkline.store.paging import Page
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CallerHook(Protocol):
+    """Called with every authenticated, admitted /v2 request before its route runs."""
+
+    async def __call__(self, request: Request, principal: Principal) -> None: ...
 
 
 async def marks_read(request: Request) -> None:
@@ -55,9 +61,15 @@ async def get_caller(request: Request) -> Principal:
     if principal is None:
         raise await door.refuse_key(address)
     request.state.key_id = principal.key_id
+    request.state.user_id = principal.user_id  # whose request journal it goes to (control/journal.py)
     await door.admit(request, principal, address)
     if principal.read_only and writes(request):
         raise NotAuthorized("This API key is read-only; use a key with write access to change resources.")
+    # The control API's fault rules (control/faults.py), when it is on: may delay the request, or
+    # answer it with an error before any transaction begins, so a faulted request changes nothing.
+    hook: CallerHook | None = getattr(request.app.state, "caller_hook", None)
+    if hook is not None:
+        await hook(request, principal)
     return principal
 
 
@@ -79,17 +91,8 @@ async def get_conn(
 
 
 async def get_body(request: Request, _caller: Annotated[Principal, Depends(get_caller)]) -> dict[str, Any]:
-    """The JSON object a request carries; an empty body is an empty object (the SDK sends none on DELETE)."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-        raise UnsupportedMediaType(f"Content type '{ctype}' is not supported; send application/json.")
-    body = json_body.parse(raw)
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return body
+    """The JSON object a request carries (http/json_body.py)."""
+    return json_body.request_object(await request.body(), request.headers.get("content-type", ""))
 
 
 # The largest page number: its offset, (number - 1) * 250, must fit the databases' 64-bit OFFSET.

@@ -17,7 +17,21 @@ from typing import Any
 
 import orjson
 
-from trunkline.errors import BadRequest, InvalidParameter, TelnyxErrors
+from trunkline.errors import BadRequest, InvalidParameter, TelnyxErrors, UnsupportedMediaType
+
+
+def request_object(raw: bytes, content_type: str) -> dict[str, Any]:
+    """The JSON object a request body carries; an empty body is an empty object (the SDK sends none
+    on DELETE). Any media type but JSON (`application/json`, `*/*+json`) is 415."""
+    if not raw.strip():
+        return {}
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content type '{ctype}' is not supported; send application/json.")
+    body = parse(raw)
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
 
 
 def parse(raw: bytes) -> Any:

@@ -118,22 +118,35 @@ _API_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
-# The docs page runs Swagger UI from a CDN with inline script, so it gets no CSP.
-_DOCS_HEADERS = [h for h in _API_HEADERS if h[0] != b"content-security-policy"]
+# The docs page and its assets (http/docs_page.py): Swagger UI, served by this process with no inline
+# script, may run scripts and styles from 'self' only, fetch the OpenAPI document from 'self' and show
+# images from 'self' or data: URLs (its stylesheet draws its icons as data: SVGs). Nothing else loads.
+_DOCS_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_DOCS_HEADERS = [
+    (name, _DOCS_CSP if name == b"content-security-policy" else value) for name, value in _API_HEADERS
+]
 
 
 class SecurityHeaders:
-    """Adds the headers above to every response; the docs page keeps all but the CSP."""
+    """Adds the headers above to every response; the docs page and its assets get the docs CSP.
+
+    A response's own header wins (the docs assets' Cache-Control, for one)."""
 
     def __init__(self, app: ASGIApp, *, docs_path: str) -> None:
         self.app = app
         self.docs_path = docs_path
+        self.docs_assets = docs_path + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _DOCS_HEADERS if scope["path"] == self.docs_path else _API_HEADERS
+        path = scope["path"]
+        docs = path == self.docs_path or path.startswith(self.docs_assets)
+        extra = _DOCS_HEADERS if docs else _API_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -148,19 +161,27 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` with 413, by Content-Length up front or while streaming."""
+    """Refuses bodies over `max_bytes` with 413, by Content-Length up front or while streaming.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    `exceptions` maps a path to a limit of its own (the control API's state document can be far
+    larger than any Telnyx request body).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, exceptions: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.exceptions = exceptions or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = (
+            self.exceptions.get(scope["path"], self.default_max) if self.exceptions else self.default_max
+        )
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _too_large(send, self.max_bytes)
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
+            await _too_large(send, max_bytes)
             return
         seen, complete = 0, False
 
@@ -169,9 +190,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     # Raised inside the app, so its Telnyx error handler answers 413.
-                    raise PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+                    raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
                 complete = not message.get("more_body", False)
             elif message["type"] == "http.disconnect" and not complete:
                 # The client left (or `serve` cut off a body that came too slowly) mid-body: an

@@ -112,7 +112,7 @@ async def create(conn: Conn, user_id: str, body: dict[str, Any]) -> dict[str, An
     stamp = ids.now()
     record = {"id": ids.numeric_id(), "record_type": RECORD_TYPE, **settings}
     record.update(created_at=stamp, updated_at=stamp)
-    await store.insert(conn, id=record["id"], user_id=user_id, created_at=stamp, **_columns(record))
+    await store.insert(conn, id=record["id"], user_id=user_id, created_at=stamp, **columns(record))
     return {**record, "connections_count": 0}
 
 
@@ -123,7 +123,7 @@ async def update(conn: Conn, user_id: str, id: str, body: dict[str, Any]) -> dic
     # The merged profile is validated whole, so defaults fill nested objects the PATCH created.
     settings = validate(OutboundVoiceProfileCreate, deep_merge(stored, patch)).model_dump(mode="json")
     record = {**stored, **settings, "updated_at": ids.now()}
-    await store.update(conn, id=id, **_columns(record))
+    await store.update(conn, id=id, **columns(record))
     return {**record, "connections_count": await _count(conn, id)}
 
 
@@ -167,7 +167,7 @@ async def _records(conn: Conn, rows: Sequence[RowMapping]) -> list[dict[str, Any
     return [{**orjson.loads(r["document"]), "connections_count": counts.get(r["id"], 0)} for r in rows]
 
 
-def _columns(record: dict[str, Any]) -> dict[str, Any]:
+def columns(record: dict[str, Any]) -> dict[str, Any]:
     """What lists filter and sort on, beside the document."""
     return {
         "name": record["name"],

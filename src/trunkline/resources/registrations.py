@@ -7,6 +7,10 @@ what each means here is trunkline's choice, pinned by tests/unit/test_registrati
 Two sources, both written by Kamailio: the live bindings (usrloc `location`) and the newest REGISTER
 outcome per user (the edge's `reg` htable, read over JSON-RPC), which is what tells a de-REGISTER, a
 lapsed binding and a refused password apart once the binding is gone.
+
+A third, for tests without a phone: a virtual registration set through the control API
+(`PUT /_trunkline/registrations/{id}`, docs/testing-control.md). It is reported in the same shape;
+when the edge saw something newer, the newer one wins, as between the edge's own two sources.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from trunkline.errors import ResourceNotFound
+from trunkline.errors import InvalidParameter, ResourceNotFound
+from trunkline.resources._base import IpAddress, Port, validate
 from trunkline.sip.state import RegistrationEvent
 from trunkline.store import connections as store_connections
 from trunkline.store import ids
 from trunkline.store import registrations as store
+from trunkline.store import virtual_registrations as store_virtual
 from trunkline.store.db import Conn
+from trunkline.store.locks import Lock
 
 Status = Literal["Not Applicable", "Not Registered", "Failed", "Expired", "Unregistered", "Registered"]
 EventReader = Callable[[str], Awaitable[RegistrationEvent | None]]
@@ -62,11 +69,12 @@ async def check(conn: Conn, user_id: str, id: str, edge: EdgeView | None = None)
     edge = edge or EdgeView()
     found = await store.bindings(conn, user_name=user_name, sqlite_file=edge.location_file)
     event = await edge.last_event(user_name) if edge.last_event else None
-    return {
-        "record_type": "registration_status",
-        "sip_username": user_name,
-        **decide(found, event, time.time()),
-    }
+    seen = decide(found, event, time.time())
+    virtual = await store_virtual.get(conn, connection_id=id)
+    # Timestamps share one fixed-width format, so text order is time order (store/schema.py).
+    if virtual is not None and (seen.get("last_registration") or "") <= virtual["updated_at"]:
+        seen = from_virtual(virtual, ids.now())
+    return {"record_type": "registration_status", "sip_username": user_name, **seen}
 
 
 def decide(bindings: list[store.Binding], event: RegistrationEvent | None, now: float) -> dict[str, Any]:
@@ -133,3 +141,87 @@ def _transport(binding: store.Binding) -> str:
 
 def _stamp(seconds: float) -> str:
     return ids.format_timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
+
+
+# What a virtual registration may say: the statuses a phone's REGISTER outcomes produce.
+VirtualStatus = Literal["Registered", "Failed", "Unregistered", "Expired"]
+Transport = Literal["UDP", "TCP", "TLS", "WS", "WSS"]
+# What a `Registered` virtual phone looks like when the body leaves a field out: an address from
+# TEST-NET-1 (RFC 5737), SIP's default port and transport, and the default expiry of the SIP edge.
+REGISTERED_DEFAULTS: dict[str, Any] = {
+    "ip_address": "192.0.2.10",
+    "port": 5060,
+    "transport": "UDP",
+    "user_agent": "trunkline virtual phone",
+    "expires": 3600,
+}
+
+
+class VirtualRegistration(BaseModel):
+    """The body of `PUT /_trunkline/registrations/{credential_connection_id}`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status: VirtualStatus
+    ip_address: IpAddress | None = None
+    port: Port | None = None
+    transport: Transport | None = None
+    user_agent: str | None = Field(None, max_length=255)
+    # Seconds until a `Registered` one turns `Expired` (a year at most).
+    expires: int | None = Field(None, ge=1, le=31_536_000)
+
+
+def from_virtual(row: Any, now: str) -> dict[str, Any]:
+    """A stored virtual registration as check_registration_status reports it at `now`."""
+    status = row["status"]
+    if status == "Registered" and row["expires_at"] is not None and row["expires_at"] <= now:
+        status = "Expired"
+    return {
+        "status": status,
+        "ip_address": row["ip_address"],
+        "port": row["port"],
+        "transport": row["transport"],
+        "user_agent": row["user_agent"],
+        "last_registration": row["updated_at"],
+    }
+
+
+def virtual_values(body: dict[str, Any], *, at: dt.datetime) -> dict[str, Any]:
+    """The columns of a virtual registration from a request body (or a state document's entry)."""
+    data = validate(VirtualRegistration, body)
+    given = data.model_dump(exclude_unset=True)
+    if data.status != "Registered":
+        if data.expires is not None:
+            raise InvalidParameter("expires applies to a Registered registration only.", pointer="/expires")
+        fields = {k: given.get(k) for k in ("ip_address", "port", "transport", "user_agent")}
+        return {"status": data.status, **fields, "expires_at": None}
+    values = {**REGISTERED_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    expires_at = ids.format_timestamp(at + dt.timedelta(seconds=values.pop("expires")))
+    return {**values, "expires_at": expires_at}
+
+
+async def put_virtual(
+    conn: Conn, user_id: str, id: str, body: dict[str, Any], edge: EdgeView | None = None
+) -> dict[str, Any]:
+    """Set the connection's virtual registration; answers the status check_registration_status gives."""
+    at = dt.datetime.now(dt.UTC)
+    values = virtual_values(body, at=at)
+    # REFERENCE: the connection must stay while a row pointing at it is written (store/locks.py).
+    row = await store_connections.get(conn, user_id=user_id, id=id, kind="credential", lock=Lock.REFERENCE)
+    if row is None:
+        raise ResourceNotFound(f"Credential connection {id} not found.")
+    stamp = ids.format_timestamp(at)
+    await store_virtual.put(
+        conn, connection_id=id, user_id=user_id, **values, created_at=stamp, updated_at=stamp
+    )
+    return await check(conn, user_id, id, edge)
+
+
+async def delete_virtual(conn: Conn, user_id: str, id: str, edge: EdgeView | None = None) -> dict[str, Any]:
+    """Remove the connection's virtual registration; answers the status left (the edge's, if any)."""
+    row = await store_connections.get(conn, user_id=user_id, id=id, kind="credential", lock=Lock.REFERENCE)
+    if row is None:
+        raise ResourceNotFound(f"Credential connection {id} not found.")
+    if not await store_virtual.delete(conn, connection_id=id):
+        raise ResourceNotFound(f"Credential connection {id} has no virtual registration.")
+    return await check(conn, user_id, id, edge)

@@ -53,8 +53,8 @@ async def lock_address(conn: Conn, *, name: str, port: int | None) -> None:
 
 
 async def lock_on_connection(conn: Conn, *, connection_id: str) -> None:
-    """Lock a connection's FQDNs before the connection itself (the order store/locks.py sets)."""
-    stmt = sa.select(fqdn.c.id).where(fqdn.c.connection_id == connection_id)
+    """Lock a connection's FQDNs before the connection itself, in id order (store/locks.py)."""
+    stmt = sa.select(fqdn.c.id).where(fqdn.c.connection_id == connection_id).order_by(fqdn.c.id)
     await conn.execute(locking(stmt, Lock.DELETE))
 
 

@@ -51,8 +51,9 @@ async def list_(
 
 
 async def lock_on_connection(conn: Conn, *, connection_id: str) -> None:
-    """Lock a connection's IPs before the connection itself (the order store/locks.py sets)."""
-    await conn.execute(locking(sa.select(ip.c.id).where(ip.c.connection_id == connection_id), Lock.DELETE))
+    """Lock a connection's IPs before the connection itself, in id order (store/locks.py)."""
+    stmt = sa.select(ip.c.id).where(ip.c.connection_id == connection_id).order_by(ip.c.id)
+    await conn.execute(locking(stmt, Lock.DELETE))
 
 
 async def ids_on_connection(conn: Conn, *, connection_id: str) -> set[str]:

@@ -17,7 +17,8 @@ answers 404, never a write to a row that is gone.
 Order, to keep writers free of deadlocks: a child before its parent. IP and FQDN writes lock their own
 row, then their connection; a connection DELETE locks its IPs and FQDNs, then itself (its foreign keys
 cascade to them). A connection write locks the connection, then takes REFERENCE on its outbound voice
-profile; a profile DELETE locks only the profile.
+profile; a profile DELETE locks only the profile. Several rows of one table are locked in id order
+(an account reset, resources/state.py, locks IPs, FQDNs, connections, then profiles, each by id).
 
 SQLite needs none of this: a writer holds the database's write lock from BEGIN IMMEDIATE to COMMIT
 (store/sqlite.py), and SQLAlchemy renders no FOR clause for SQLite.

@@ -164,3 +164,21 @@ config_version = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
+
+# Registrations set through the control API (`PUT /_trunkline/registrations/{id}`): what
+# check_registration_status reports for a credential connection without a phone. They go with their
+# connection (foreign key cascade) and with a reset of the account (`user_id`).
+virtual_registration = sa.Table(
+    "virtual_registration",
+    metadata,
+    sa.Column("connection_id", Id, sa.ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", UserId, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("ip_address", sa.String(45), nullable=True),
+    sa.Column("port", sa.Integer, nullable=True),
+    sa.Column("transport", sa.String(8), nullable=True),
+    sa.Column("user_agent", sa.String(255), nullable=True),
+    # When a `Registered` one lapses into `Expired`; null for the other statuses.
+    sa.Column("expires_at", Timestamp, nullable=True),
+    *_stamps(),
+)

@@ -150,7 +150,7 @@ async def create(
         record["password"] = MASK
     record.update(created_at=stamp, updated_at=stamp)
     await store.insert(
-        conn, id=record["id"], **_columns(record, user_id, spec), created_at=stamp, updated_at=stamp
+        conn, id=record["id"], **columns(record, user_id, spec), created_at=stamp, updated_at=stamp
     )
     if spec.has_credentials:
         assert password is not None
@@ -191,7 +191,7 @@ async def update(
 
     stamp = ids.now()
     record = {**stored, **settings, "updated_at": stamp}
-    await store.update(conn, id=id, **_columns(record, user_id, spec), updated_at=stamp)
+    await store.update(conn, id=id, **columns(record, user_id, spec), updated_at=stamp)
     if password is not None:
         await store.put_credential(conn, connection_id=id, **digests(record["user_name"], realm, password))
     await changes.bump(conn, changes.ACL)
@@ -362,7 +362,7 @@ def _dump(record: dict[str, Any]) -> str:
     return orjson.dumps(record).decode()
 
 
-def _columns(record: dict[str, Any], user_id: str, spec: KindSpec) -> dict[str, Any]:
+def columns(record: dict[str, Any], user_id: str, spec: KindSpec) -> dict[str, Any]:
     """The columns lists filter and sort on and the SIP edge reads, beside the document."""
     inbound, outbound = record.get("inbound") or {}, record.get("outbound") or {}
     user_name = record.get("user_name") if spec.has_credentials else None

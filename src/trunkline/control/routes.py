@@ -1,0 +1,195 @@
+"""The control API's routes under /_trunkline/ (docs/testing-control.md): outside /v2, so they never
+collide with Telnyx's paths; mounted only when TRUNKLINE_CONTROL is on."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from trunkline.control import faults as fault_rules
+from trunkline.control.auth import USER_ID_PATTERN, Caller, admin_only
+from trunkline.control.journal import Journal
+from trunkline.errors import InvalidParameter, ResourceNotFound
+from trunkline.http import envelope, json_body
+from trunkline.http.openapi import request_body
+from trunkline.resources import api_keys, registrations, state
+from trunkline.resources._base import validate
+from trunkline.store.db import Database
+
+PREFIX = "/_trunkline"
+TAG = "Trunkline control"
+
+router = APIRouter(prefix=PREFIX, tags=[TAG])
+
+
+class AccountCreate(BaseModel):
+    """The body of `POST /_trunkline/accounts`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user_id: str | None = Field(None, pattern=USER_ID_PATTERN, description="Made up when absent.")
+    read_only: bool = False
+
+
+class StateDocument(BaseModel):
+    """An account's records (resources/state.py describes every list)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: int = state.FORMAT
+
+
+async def _body(request: Request) -> Any:
+    """The JSON object a control call carries; none is an empty object (http/json_body.py)."""
+    return json_body.request_object(await request.body(), request.headers.get("content-type", ""))
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _journal(request: Request) -> Journal:
+    journal: Journal = request.app.state.control_journal
+    return journal
+
+
+def _faults(request: Request) -> fault_rules.Faults:
+    rules: fault_rules.Faults = request.app.state.control_faults
+    return rules
+
+
+@router.post(
+    "/accounts",
+    status_code=201,
+    summary="Create an account with an API key (admin token only)",
+    openapi_extra=request_body(AccountCreate, required=False),
+)
+async def create_account(request: Request, caller: Caller) -> envelope.JsonBytes:
+    admin_only(caller)
+    data = validate(AccountCreate, await _body(request))
+    user_id = data.user_id or f"acct-{secrets.token_hex(8)}"
+    async with _db(request).transaction(write=True) as conn:
+        key = await api_keys.create(conn, user_id=user_id, read_only=data.read_only)
+    record = {"user_id": key.user_id, "key": key.secret, "key_id": key.key_id, "read_only": key.read_only}
+    return envelope.data(record, status=201)
+
+
+@router.post("/reset", summary="Delete every record, journal entry and fault rule of the account")
+async def reset(request: Request, caller: Caller) -> envelope.JsonBytes:
+    async with _db(request).transaction(write=True) as conn:
+        deleted = await state.reset(conn, caller.user_id)
+    deleted["requests"] = _journal(request).clear(caller.user_id)
+    deleted["faults"] = _faults(request).clear(caller.user_id)
+    if deleted["access_ip_ranges"]:
+        await request.app.state.front_door.gate.changed()
+    return envelope.data({"deleted": deleted})
+
+
+@router.get("/state", summary="The account's records as one document")
+async def get_state(request: Request, caller: Caller) -> envelope.JsonBytes:
+    user_id = caller.account()
+    async with _db(request).transaction() as conn:
+        document = await state.export(conn, user_id)
+    return envelope.data(document)
+
+
+@router.put(
+    "/state",
+    summary="Replace the account's records with a document",
+    openapi_extra=request_body(StateDocument),
+)
+async def put_state(request: Request, caller: Caller) -> envelope.JsonBytes:
+    user_id = caller.account()
+    document = await _body(request)
+    async with _db(request).transaction(write=True) as conn:
+        restored = await state.restore(conn, user_id, document)
+    await request.app.state.front_door.gate.changed()
+    return envelope.data({"restored": restored})
+
+
+@router.post(
+    "/faults",
+    status_code=201,
+    summary="Add a fault rule",
+    openapi_extra=request_body(fault_rules.FaultSpec),
+)
+async def add_fault(request: Request, caller: Caller) -> envelope.JsonBytes:
+    user_id = caller.account()
+    spec = validate(fault_rules.FaultSpec, await _body(request))
+    return envelope.data(_faults(request).add(user_id, spec).public(), status=201)
+
+
+@router.get("/faults", summary="The account's fault rules")
+async def list_faults(request: Request, caller: Caller) -> envelope.JsonBytes:
+    return envelope.JsonBytes(
+        orjson.dumps({"data": [r.public() for r in _faults(request).list(caller.user_id)]})
+    )
+
+
+@router.delete("/faults", summary="Delete every fault rule of the account")
+async def clear_faults(request: Request, caller: Caller) -> envelope.JsonBytes:
+    return envelope.data({"deleted": _faults(request).clear(caller.user_id)})
+
+
+@router.delete("/faults/{id}", summary="Delete one fault rule")
+async def delete_fault(request: Request, caller: Caller, id: str) -> envelope.JsonBytes:
+    rule = _faults(request).remove(caller.user_id, id)
+    if rule is None:
+        raise ResourceNotFound(f"Fault rule {id} not found.")
+    return envelope.data(rule.public())
+
+
+def _path_filter(path: str | None) -> Any:
+    if path is None:
+        return None
+    if "*" not in path:
+        return path.__eq__
+    try:
+        return fault_rules.compile_path(path).match
+    except ValueError as exc:
+        raise InvalidParameter(f"Invalid 'path': {exc}.", pointer="/path", parameter="path") from None
+
+
+@router.get("/requests", summary="The account's request journal, newest first")
+async def list_requests(
+    request: Request,
+    caller: Caller,
+    method: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,16}$")] = None,
+    path: Annotated[str | None, Query(max_length=512, pattern=r"^/[!-~]*$")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> envelope.JsonBytes:
+    entries = _journal(request).entries(
+        caller.user_id, method=method.upper() if method else None, path=_path_filter(path), limit=limit
+    )
+    return envelope.JsonBytes(orjson.dumps({"data": entries}))
+
+
+@router.delete("/requests", summary="Clear the account's request journal")
+async def clear_requests(request: Request, caller: Caller) -> envelope.JsonBytes:
+    return envelope.data({"deleted": _journal(request).clear(caller.user_id)})
+
+
+@router.put(
+    "/registrations/{id}",
+    summary="Set a credential connection's virtual registration",
+    openapi_extra=request_body(registrations.VirtualRegistration),
+)
+async def put_registration(request: Request, caller: Caller, id: str) -> envelope.JsonBytes:
+    user_id = caller.account()
+    body = await _body(request)
+    async with _db(request).transaction(write=True) as conn:
+        status = await registrations.put_virtual(conn, user_id, id, body, request.app.state.edge_view)
+    return envelope.data(status)
+
+
+@router.delete("/registrations/{id}", summary="Remove a credential connection's virtual registration")
+async def delete_registration(request: Request, caller: Caller, id: str) -> envelope.JsonBytes:
+    user_id = caller.account()
+    async with _db(request).transaction(write=True) as conn:
+        status = await registrations.delete_virtual(conn, user_id, id, request.app.state.edge_view)
+    return envelope.data(status)
