@@ -1,7 +1,9 @@
 """A real SIP edge per backend: Kamailio supervised by trunkline, an API server reading it, SIPp.
 
 Everything runs on loopback with free ports. SIPp binds other 127.x addresses (-i) to play allowed and
-foreign sources; a SIPp UAS plays the carrier behind the edge (`sip_upstream`).
+foreign sources; a SIPp UAS on an address of its own (UPSTREAM_IP) plays the carrier behind the edge
+(`sip_upstream`), so no caller shares the carrier's address. Every test using the edge fails when
+Kamailio logged an ERROR line while it ran.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from trunkline.store.db import Database
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 REALM = "sip.trunkline.test"
+UPSTREAM_IP = "127.0.0.2"
 
 
 def free_udp_tcp_port(host: str = "127.0.0.1") -> int:
@@ -227,16 +230,19 @@ def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
                 "kamailio-postgres-modules sip-tester)"
             )
     workdir = Path(tempfile.mkdtemp(prefix=f"tl-sip-{backend}-"))
-    sip_port, upstream_port = free_udp_tcp_port(), free_udp_tcp_port()
+    sip_port, upstream_port = free_udp_tcp_port(), free_udp_tcp_port(UPSTREAM_IP)
     overrides: dict[str, Any] = {
         "sip_dir": workdir,
         "sip_host": "127.0.0.1",
         "sip_port": sip_port,
         "sip_realm": REALM,
-        "sip_upstream": f"127.0.0.1:{upstream_port}",
+        "sip_upstream": f"{UPSTREAM_IP}:{upstream_port}",
         "sip_min_expires": 1,
         "sip_timer_interval": 1,
         "sip_poll_seconds": 0.05,
+        # Several SIP workers per transport, so that simultaneous INVITEs are handled in parallel and
+        # the race tests (test_calls.py) can catch an admission that is not atomic.
+        "sip_children": 4,
     }
     if backend == "postgresql":
         # Kamailio logs in as the role migration 0002 created: SELECT on our views, `location` only.
@@ -251,7 +257,7 @@ def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
             "-sf",
             str(SCENARIOS / "uas.xml"),
             "-i",
-            "127.0.0.1",
+            UPSTREAM_IP,
             "-p",
             str(upstream_port),
             "-nostdin",
@@ -272,3 +278,20 @@ def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
         server.stop()
         service.stop_thread()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_kamailio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that uses the edge when Kamailio logged an ERROR line while it ran."""
+    if "sip_edge" not in request.fixturenames:
+        yield
+        return
+    edge: Edge = request.getfixturevalue("sip_edge")
+    log = edge.service.supervisor.log_path
+    start = log.stat().st_size if log.exists() else 0
+    yield
+    with log.open("rb") as f:
+        f.seek(start)
+        new = f.read().decode(errors="replace")
+    errors = [line for line in new.splitlines() if "ERROR" in line]
+    assert not errors, "kamailio.log has ERROR lines:\n" + "\n".join(errors[:20])

@@ -130,8 +130,14 @@ def test_inactive_connection_is_refused_at_once_and_not_applicable(sip_edge: Edg
 # --- IP and FQDN connections ------------------------------------------------------------------
 
 
+def profile(client: telnyx.Telnyx) -> str:
+    """A new enabled outbound voice profile: calls to the upstream need one (else 403 D38)."""
+    return client.outbound_voice_profiles.create(name=f"profile-{uuid.uuid4().hex[:8]}").data.id
+
+
 def ip_connection(client: telnyx.Telnyx, address: str, *, port: int = 5060, **fields: Any) -> str:
-    conn_id = client.ip_connections.create(connection_name="pbx", **fields).data.id
+    outbound = {"outbound_voice_profile_id": profile(client), **(fields.pop("outbound", None) or {})}
+    conn_id = client.ip_connections.create(connection_name="pbx", outbound=outbound, **fields).data.id
     client.ips.create(ip_address=address, port=port, connection_id=conn_id)
     return conn_id
 
@@ -148,7 +154,9 @@ def call(edge: Edge, source: str, *, refused: bool = False, **kw: Any) -> tuple[
 
 def test_invite_from_an_ip_of_an_ip_connection_reaches_the_target(sip_edge: Edge) -> None:
     client = sip_edge.account()
-    conn_id = client.ip_connections.create(connection_name="pbx").data.id
+    conn_id = client.ip_connections.create(
+        connection_name="pbx", outbound={"outbound_voice_profile_id": profile(client)}
+    ).data.id
     client.ips.create(ip_address="127.0.0.11", connection_id=conn_id)
     written = time.monotonic()
     eventually(lambda: in_acl(sip_edge, "127.0.0.11", conn_id), timeout=3)
@@ -165,15 +173,18 @@ def test_invite_from_a_foreign_address_is_refused_with_403(sip_edge: Edge) -> No
     assert not reached_target(sip_edge, service)
 
 
-def test_ip_with_its_own_port_admits_that_source_port_only(sip_edge: Edge) -> None:
+def test_ip_with_its_own_port_admits_any_source_port(sip_edge: Edge) -> None:
+    # "The IP address port is not used for authentication purposes"
+    # (https://support.telnyx.com/en/articles/4320411-more-about-outbound-voice-profiles).
     client = sip_edge.account()
     port = free_udp_tcp_port("127.0.0.13")
     conn_id = ip_connection(client, "127.0.0.13", port=port)
     eventually(lambda: in_acl(sip_edge, "127.0.0.13", conn_id), timeout=3)
     ok, _ = call(sip_edge, "127.0.0.13", local_port=port, args=("-d", "50"))
     assert ok.returncode == 0, ok.status_lines
-    other, _ = call(sip_edge, "127.0.0.13", refused=True)
-    assert other.status_lines[-1] == "SIP/2.0 403 Forbidden - source not allowed"
+    other, service = call(sip_edge, "127.0.0.13", args=("-d", "50"))
+    assert other.returncode == 0, other.status_lines
+    assert reached_target(sip_edge, service)
 
 
 def test_removed_ip_is_refused_again(sip_edge: Edge) -> None:
@@ -186,18 +197,20 @@ def test_removed_ip_is_refused_again(sip_edge: Edge) -> None:
     assert result.status_lines[-1] == "SIP/2.0 403 Forbidden - source not allowed"
 
 
-def test_inactive_ip_connection_is_refused_with_d18(sip_edge: Edge) -> None:
+def test_inactive_ip_connection_is_refused_with_d16(sip_edge: Edge) -> None:
     client = sip_edge.account()
     conn_id = ip_connection(client, "127.0.0.15", active=False)
     eventually(lambda: in_acl(sip_edge, "127.0.0.15", conn_id), timeout=3)
     result, service = call(sip_edge, "127.0.0.15", refused=True)
-    assert result.status_lines[-1] == "SIP/2.0 404 Connection Inactive D18"
+    assert result.status_lines[-1] == "SIP/2.0 403 Connection is disabled D16"
     assert not reached_target(sip_edge, service)
 
 
 def test_fqdn_connection_admits_what_its_fqdn_resolves_to(sip_edge: Edge) -> None:
     client = sip_edge.account()
-    conn_id = client.fqdn_connections.create(connection_name="carrier").data.id
+    conn_id = client.fqdn_connections.create(
+        connection_name="carrier", outbound={"outbound_voice_profile_id": profile(client)}
+    ).data.id
     name = f"pbx-{uuid.uuid4().hex[:8]}.example.test"
     sip_edge.resolver.answers[name] = frozenset({_address("127.0.0.16")})
 
@@ -235,7 +248,7 @@ def _address(ip: str, port: int = 5060) -> Any:
 # --- limits -----------------------------------------------------------------------------------
 
 
-def test_outbound_channel_limit_refuses_the_extra_call_with_d22(sip_edge: Edge) -> None:
+def test_outbound_channel_limit_refuses_the_extra_call_with_d3(sip_edge: Edge) -> None:
     client = sip_edge.account()
     conn_id = ip_connection(client, "127.0.0.17", outbound={"channel_limit": 1})
     eventually(lambda: in_acl(sip_edge, "127.0.0.17", conn_id), timeout=3)
@@ -244,7 +257,7 @@ def test_outbound_channel_limit_refuses_the_extra_call_with_d22(sip_edge: Edge) 
     eventually(lambda: sip_edge.calls_of(conn_id) == 1, timeout=10)
     result, service = call(sip_edge, "127.0.0.17", refused=True)
     first_rc = first.wait(timeout=30)
-    assert result.status_lines[-1] == "SIP/2.0 403 Channel Limit Exceeded D22"
+    assert result.status_lines[-1] == "SIP/2.0 403 Connection channel limit exceeded D3"
     assert not reached_target(sip_edge, service)
     assert first_rc == 0
     # The channel is free again once the first call hung up.
@@ -287,18 +300,19 @@ def test_profile_concurrent_call_limit_refuses_with_d2(sip_edge: Edge) -> None:
     client.ip_connections.update(conn_id, outbound={"outbound_voice_profile_id": profile_id})
     eventually(lambda: in_acl(sip_edge, "127.0.0.18", conn_id), timeout=3)
     result, service = call(sip_edge, "127.0.0.18", refused=True)
-    assert result.status_lines[-1] == "SIP/2.0 403 Concurrent Call Limit Exceeded D2"
+    assert result.status_lines[-1] == "SIP/2.0 403 OB profile channel limit exceeded D2"
     assert not reached_target(sip_edge, service)
 
 
-def test_disabled_profile_refuses_with_d11(sip_edge: Edge) -> None:
+def test_disabled_profile_refuses_with_d15(sip_edge: Edge) -> None:
     client = sip_edge.account()
     conn_id = ip_connection(client, "127.0.0.19")
     profile_id = _profile(sip_edge, conn_id, enabled=False, limit=None)
     client.ip_connections.update(conn_id, outbound={"outbound_voice_profile_id": profile_id})
     eventually(lambda: in_acl(sip_edge, "127.0.0.19", conn_id), timeout=3)
-    result, _ = call(sip_edge, "127.0.0.19", refused=True)
-    assert result.status_lines[-1] == "SIP/2.0 403 Outbound Voice Profile Disabled D11"
+    result, service = call(sip_edge, "127.0.0.19", refused=True)
+    assert result.status_lines[-1] == "SIP/2.0 403 Outbound Profile is disabled D15"
+    assert not reached_target(sip_edge, service)
 
 
 # --- the process ------------------------------------------------------------------------------
@@ -322,7 +336,8 @@ def test_supervisor_restarts_a_dead_kamailio(sip_edge: Edge) -> None:
 
 def test_invite_of_a_credential_connection_is_challenged_then_reaches_the_target(sip_edge: Edge) -> None:
     client, user = sip_edge.account(), new_user()
-    credential(client, user, PASSWORD)
+    conn_id = credential(client, user, PASSWORD)
+    client.credential_connections.update(conn_id, outbound={"outbound_voice_profile_id": profile(client)})
     service = service_name()
     result = sip_edge.sipp(
         "uac_auth.xml",
@@ -384,7 +399,7 @@ def test_call_to_a_registered_user_reaches_the_phone_within_its_inbound_channel_
     # The phone's one channel is busy: a second call to it is refused before it rings.
     second, _ = call(sip_edge, "127.0.0.20", refused=True, args=("-s", user))
     first_rc, phone_rc = first.wait(timeout=30), phone.wait(timeout=30)
-    assert second.status_lines[-1] == "SIP/2.0 403 Channel Limit Exceeded D22"
+    assert second.status_lines[-1] == "SIP/2.0 486 User Busy D4"
     assert (first_rc, phone_rc) == (0, 0)
 
 

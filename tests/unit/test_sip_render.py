@@ -82,3 +82,25 @@ def test_fill_refuses_missing_and_unused_values() -> None:
         render.fill("{{a}} {{b}}", {"a": "1"})
     with pytest.raises(render.RenderError):
         render.fill("{{a}}", {"a": "1", "c": "2"})
+
+
+def test_admission_lock_has_a_lock_set_and_every_exit_under_it_unlocks() -> None:
+    # cfgutils lock() locks nothing without lock_set_size
+    # (https://kamailio.org/docs/modules/5.6.x/modules/cfgutils.html#cfgutils.p.lock_set_size).
+    text = render.render(CONFIGS["kamailio-sqlite.cfg"])[render.CONFIG_FILE]
+    assert 'modparam("cfgutils", "lock_set_size", 4)' in text
+    held, depth, released = False, 0, False
+    for raw in text.splitlines():
+        line, indent = raw.strip(), len(raw) - len(raw.lstrip("\t"))
+        if line == 'lock("admit");':
+            assert not held
+            held, depth = True, indent
+        elif line == 'unlock("admit");' and held:
+            if indent == depth:
+                held = False  # the end of the locked section
+            else:
+                released = True  # a refusal branch lets go before it exits
+        elif line == "exit;":
+            assert not held or released, "an exit under the admission lock would leave it held"
+            released = False
+    assert not held

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trunkline.cli import access_ranges, db, keys, serve, sip
+from trunkline.cli import access_ranges, accounts, db, keys, serve, sip
 
 app = typer.Typer(
     name="trunkline",
@@ -17,6 +17,7 @@ app.command("sip")(sip.sip)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(access_ranges.app, name="access-ranges")
+app.add_typer(accounts.app, name="accounts")
 
 
 def main() -> None:

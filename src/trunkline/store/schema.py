@@ -155,6 +155,18 @@ access_ip_range = sa.Table(
     sa.UniqueConstraint("user_id", "cidr_block"),
 )
 
+# Per-account limits the operator sets (`trunkline accounts set-limits`); the SIP edge reads them through
+# `kam_connection` (migration 0004). Telnyx sets an account's concurrent-call limit through support, not
+# its API (https://developers.telnyx.com/docs/voice/sip-trunking/configuration/concurrent-limits).
+# NULL or no row: unlimited.
+account_limit = sa.Table(
+    "account_limit",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("concurrent_calls", sa.Integer, nullable=True),
+    *_stamps(),
+)
+
 # A counter per topic, bumped in the same transaction as the change it announces. SIP edge processes
 # poll it (one indexed read) to learn that what they enforce is stale, on any number of machines.
 config_version = sa.Table(

@@ -1,7 +1,8 @@
 """What the SIP edge needs from the database, read in one go, and the addresses its resolver writes.
 
 Kamailio itself reads credentials, the address ACL and call limits through the `kam_*` views
-(migration 0002); the reconciler only needs to know when the ACL changed and which FQDNs to resolve.
+(migrations 0002 and 0004); the reconciler only needs to know when the ACL changed and which FQDNs to
+resolve.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from trunkline.store import changes, ids
 from trunkline.store.db import Conn
 from trunkline.store.schema import connection, fqdn, fqdn_address
 
-# The view Kamailio's permissions module loads (migration 0002), described here only to read it.
+# The view Kamailio's permissions module loads (migrations 0002, 0004), described here only to read it.
 kam_address = sa.Table(
     "kam_address",
     sa.MetaData(),
