@@ -52,8 +52,16 @@ class Settings(BaseSettings):
     sip_realm: str = "sip.trunkline.local"
     # Digest algorithm of the SIP edge: one per instance; SHA-256 (RFC 8760) locks out MD5-only phones.
     sip_auth_algorithm: Literal["MD5", "SHA-256"] = "MD5"
-    # Where the edge sends calls that are not for a registered user ("host:port"); unset: 480 D21.
+    # Where the edge sends calls that are not for a registered user: comma-separated
+    # "host:port[;transport=tcp]" gateways, tried in order (docs/sip.md, "Upstream carriers"). Unset:
+    # the single gateway of sip_upstream, the older setting; neither: 480 D21.
+    sip_upstreams: str = ""
     sip_upstream: str | None = None
+    # Seconds between OPTIONS probes of each upstream gateway.
+    sip_upstream_probe_seconds: int = Field(10, ge=1)
+    # How long a request (an INVITE to a gateway, a probe) waits for any reply before the next gateway
+    # is tried (Kamailio tm fr_timer), in milliseconds.
+    sip_reply_timeout_ms: int = Field(5000, ge=100)
     # The URL Kamailio logs in with on PostgreSQL (e.g. as the trunkline_kamailio role that migration
     # 0002 creates); unset: the API's own database URL.
     sip_database_url: str | None = None

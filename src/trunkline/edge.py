@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from trunkline.config import Settings
 from trunkline.resources.registrations import EdgeView
 from trunkline.sip import dns
+from trunkline.sip import upstreams as sip_upstreams
 from trunkline.sip.reconcile import Reconciler
 from trunkline.sip.rpc import KamailioError, RpcClient
 from trunkline.sip.service import EdgeService
-from trunkline.sip.state import AclSnapshot, Address, EdgeConfig, RegistrationEvent
+from trunkline.sip.state import AclSnapshot, Address, EdgeConfig, RegistrationEvent, Upstream
 from trunkline.sip.supervisor import Supervisor
 from trunkline.store import snapshot
 from trunkline.store.db import Database
@@ -49,6 +50,16 @@ def is_sqlite(settings: Settings) -> bool:
     return sa.make_url(settings.database_url).get_backend_name() == "sqlite"
 
 
+def upstreams(settings: Settings) -> tuple[Upstream, ...]:
+    """The gateways of TRUNKLINE_SIP_UPSTREAMS, else the one of TRUNKLINE_SIP_UPSTREAM (the older
+    setting); raises sip.upstreams.UpstreamError naming a bad entry."""
+    if settings.sip_upstreams.strip():
+        return sip_upstreams.parse(settings.sip_upstreams)
+    if settings.sip_upstream:
+        return sip_upstreams.parse(settings.sip_upstream, setting="TRUNKLINE_SIP_UPSTREAM")
+    return ()
+
+
 def edge_config(settings: Settings) -> EdgeConfig:
     base = workdir(settings)
     sqlite = is_sqlite(settings)
@@ -62,7 +73,9 @@ def edge_config(settings: Settings) -> EdgeConfig:
         edge_db_url="sqlite://" + str(base / EDGE_DB_FILE) if sqlite else app_url,
         run_dir=base / RUN_DIR,
         algorithm=settings.sip_auth_algorithm,
-        upstream=settings.sip_upstream,
+        upstreams=upstreams(settings),
+        upstream_probe_seconds=settings.sip_upstream_probe_seconds,
+        reply_timeout_ms=settings.sip_reply_timeout_ms,
         min_expires=settings.sip_min_expires,
         max_expires=settings.sip_max_expires,
         default_expires=settings.sip_default_expires,

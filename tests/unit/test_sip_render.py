@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from trunkline.sip import render
-from trunkline.sip.state import EdgeConfig
+from trunkline.sip.state import EdgeConfig, Upstream
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -34,7 +34,13 @@ CONFIGS = {
         edge_db_url="postgres://trunkline_kamailio:secret@127.0.0.1:5432/trunkline",
         run_dir=Path("/run/trunkline/sip"),
         algorithm="SHA-256",
-        upstream="198.51.100.20:5060",
+        upstreams=(
+            Upstream("198.51.100.20", 5060),
+            Upstream("198.51.100.21", 5080, "tcp"),
+            Upstream("203.0.113.7", 5060),
+        ),
+        upstream_probe_seconds=30,
+        reply_timeout_ms=3000,
         children=4,
         tcp_children=4,
     ),
@@ -67,7 +73,28 @@ def test_postgres_writes_through_and_selects_sha256() -> None:
     assert 'modparam("usrloc", "db_mode", 1)' in text
     assert 'modparam("auth_db", "password_column", "ha1_sha256")' in text
     assert "#!define WITH_SHA256" in text and "#!define WITH_UPSTREAM" in text
-    assert '$du = "sip:198.51.100.20:5060";' in text
+    assert 'modparam("dispatcher", "list_file", "/run/trunkline/sip/dispatcher.list")' in text
+    assert 'modparam("dispatcher", "ds_ping_interval", 30)' in text
+    assert 'modparam("tm", "fr_timer", 3000)' in text
+    assert 'ds_select_dst("1", "8")' in text and "failure_route[UPSTREAM_FAILOVER]" in text
+
+
+def test_without_upstreams_there_is_no_dispatcher_and_no_list() -> None:
+    config = CONFIGS["kamailio-sqlite.cfg"]
+    text = render.render(config)[render.CONFIG_FILE]
+    assert "#!define WITH_UPSTREAM" not in text
+    assert render.dispatcher_list(config) is None
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_dispatcher_list_matches_golden(name: str) -> None:
+    listed = render.dispatcher_list(CONFIGS[name])
+    if listed is None:
+        return
+    golden = GOLDEN / name.replace(".cfg", "-dispatcher.list")
+    if os.environ.get("TRUNKLINE_UPDATE_GOLDENS"):
+        golden.write_text(listed)
+    assert listed == golden.read_text()
 
 
 def test_a_value_that_would_break_substdef_is_refused() -> None:

@@ -56,6 +56,7 @@ def serve(
     sip_host: cli_sip.SipHost = "127.0.0.1",
     sip_port: cli_sip.SipPort = 5060,
     sip_dir: cli_sip.SipDir = None,
+    sip_upstream: cli_sip.SipUpstream = None,
     ephemeral: Annotated[
         bool,
         typer.Option(
@@ -121,6 +122,10 @@ def serve(
         os.environ["TRUNKLINE_CONTROL"] = "true"
     # The remaining settings (timeouts, limits) come from TRUNKLINE_* variables, as in the workers.
     settings = _checked_settings(database_url)
+    # Before anything is written: a malformed upstream gateway is refused here, naming it.
+    sip_settings = (
+        cli_sip.edge_settings(database_url, sip_host, sip_port, sip_dir, sip_upstream) if sip else None
+    )
     if workers > 1 and not settings.redis_url:
         log.warning(
             "%d workers without TRUNKLINE_REDIS_URL: each worker counts rate limits on its own, so a key"
@@ -142,8 +147,8 @@ def serve(
     if sip_dir is not None:
         # The API reads registrations from the edge's directory (edge.registration_view).
         os.environ["TRUNKLINE_SIP_DIR"] = str(sip_dir)
-    if sip:
-        cli_sip.start_beside_api(cli_sip.edge_settings(database_url, sip_host, sip_port, sip_dir))
+    if sip_settings is not None:
+        cli_sip.start_beside_api(sip_settings)
     log.info("serving the Telnyx v2 API on http://%s:%d/v2 (docs at /v2/docs)", host, port)
     uvicorn.run(
         "trunkline.app:create_app",

@@ -15,6 +15,7 @@ from trunkline import edge
 from trunkline.cli._options import DEFAULT_URL, DatabaseUrl
 from trunkline.cli.logs import configure_logging
 from trunkline.config import Settings
+from trunkline.sip import upstreams
 from trunkline.sip.owner import DirectoryLockError
 from trunkline.sip.service import EdgeService, EdgeStartFailed
 from trunkline.sip.supervisor import KamailioConfigInvalid, KamailioMissing
@@ -35,13 +36,44 @@ SipDir = Annotated[
         show_default=False,
     ),
 ]
+SipUpstream = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sip-upstream",
+        help="An upstream gateway, host:port[;transport=tcp]; repeat it for several, tried in order"
+        " (default: TRUNKLINE_SIP_UPSTREAMS, comma-separated).",
+        show_default=False,
+    ),
+]
 STARTUP_ERRORS = (KamailioMissing, KamailioConfigInvalid, EdgeStartFailed, DirectoryLockError)
 
 
-def edge_settings(database_url: str, sip_host: str, sip_port: int, sip_dir: Path | None) -> Settings:
-    """The edge's settings: these options, the rest from TRUNKLINE_* variables."""
+def edge_settings(
+    database_url: str,
+    sip_host: str,
+    sip_port: int,
+    sip_dir: Path | None,
+    sip_upstream: list[str] | None = None,
+) -> Settings:
+    """The edge's settings: these options, the rest from TRUNKLINE_* variables. Exits with status 2
+    and a message naming the entry when an upstream gateway is malformed."""
     settings = Settings(database_url=database_url, sip_host=sip_host, sip_port=sip_port)
-    return settings if sip_dir is None else settings.model_copy(update={"sip_dir": sip_dir})
+    if sip_dir is not None:
+        settings = settings.model_copy(update={"sip_dir": sip_dir})
+    if sip_upstream:
+        for entry in sip_upstream:
+            try:
+                upstreams.parse_entry(entry, setting="--sip-upstream")
+            except upstreams.UpstreamError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
+        settings = settings.model_copy(update={"sip_upstreams": ",".join(sip_upstream)})
+    try:
+        edge.upstreams(settings)
+    except upstreams.UpstreamError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def sip(
@@ -50,11 +82,13 @@ def sip(
     database_url: DatabaseUrl = DEFAULT_URL,
     log_level: Annotated[str, typer.Option(envvar="TRUNKLINE_LOG_LEVEL")] = "info",
     sip_dir: SipDir = None,
+    sip_upstream: SipUpstream = None,
 ) -> None:
     """Run Kamailio on SIP_HOST:SIP_PORT (UDP and TCP), enforcing what the API configures, until stopped."""
     configure_logging(log_level)
+    settings = edge_settings(database_url, sip_host, sip_port, sip_dir, sip_upstream)
     migrate.upgrade(database_url)
-    service = edge.service(edge_settings(database_url, sip_host, sip_port, sip_dir))
+    service = edge.service(settings)
 
     async def main() -> None:
         stop = asyncio.Event()

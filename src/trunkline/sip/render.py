@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from trunkline.sip import upstreams
 from trunkline.sip.state import EdgeConfig
 
 CONFIG_FILE = "kamailio.cfg"
@@ -26,11 +27,16 @@ def render(config: EdgeConfig) -> dict[str, str]:
     return {CONFIG_FILE: fill(template, values(config))}
 
 
+def dispatcher_list(config: EdgeConfig) -> str | None:
+    """The upstreams as dispatcher's list file (written to config.dispatcher_list); None without any."""
+    return upstreams.dispatcher_list(config.upstreams) if config.upstreams else None
+
+
 def values(config: EdgeConfig) -> dict[str, str]:
     defines = ["#!define WITH_SQLITE" if config.engine == "sqlite" else "#!define WITH_PGSQL"]
     if config.algorithm == "SHA-256":
         defines.append("#!define WITH_SHA256")
-    if config.upstream:
+    if config.upstreams:
         defines.append("#!define WITH_UPSTREAM")
     files = config.sqlite_files
     app_path, edge_path = files if files else ("", "")
@@ -55,7 +61,9 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "max_expires": str(config.max_expires),
         "default_expires": str(config.default_expires),
         "password_column": "ha1_sha256" if config.algorithm == "SHA-256" else "ha1",
-        "upstream": config.upstream or "",
+        "reply_timeout_ms": str(config.reply_timeout_ms),
+        "dispatcher_list": str(config.dispatcher_list),
+        "upstream_probe_seconds": str(config.upstream_probe_seconds),
     }
 
 

@@ -15,6 +15,23 @@ Engine = Literal["sqlite", "postgres"]
 Algorithm = Literal["MD5", "SHA-256"]
 
 
+Transport = Literal["udp", "tcp"]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One gateway calls leave through: an IPv4 address, a port and the transport to reach it by."""
+
+    host: str
+    port: int
+    transport: Transport = "udp"
+
+    @property
+    def uri(self) -> str:
+        tail = ";transport=tcp" if self.transport == "tcp" else ""
+        return f"sip:{self.host}:{self.port}{tail}"
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     """Everything kamailio.cfg is rendered from."""
@@ -30,8 +47,14 @@ class EdgeConfig:
     # MD5 by default: Kamailio's auth `algorithm` is one per instance and sends one challenge, so
     # SHA-256 locks out MD5-only phones (https://kamailio.org/docs/modules/5.6.x/modules/auth.html).
     algorithm: Algorithm = "MD5"
-    # Where calls go that are not for a registered user (a carrier or PBX, "host:port"); None: 480 D21.
-    upstream: str | None = None
+    # Where calls go that are not for a registered user (carriers or PBXs), tried in this order
+    # (sip/upstreams.py); none: 480 D21.
+    upstreams: tuple[Upstream, ...] = ()
+    # Seconds between OPTIONS probes of each upstream (dispatcher ds_ping_interval).
+    upstream_probe_seconds: int = 10
+    # How long a request waits for any reply before it counts as unanswered (tm fr_timer, ms): an
+    # upstream that sends nothing within it is skipped and marked down, and so is an unanswered probe.
+    reply_timeout_ms: int = 5000
     min_expires: int = 60
     max_expires: int = 3600
     default_expires: int = 3600
@@ -44,6 +67,11 @@ class EdgeConfig:
     @property
     def rpc_socket(self) -> Path:
         return self.run_dir / "kamailio_rpc.sock"
+
+    @property
+    def dispatcher_list(self) -> Path:
+        """The upstreams as dispatcher's list file (rendered by sip/upstreams.py)."""
+        return self.run_dir / "dispatcher.list"
 
     @property
     def sqlite_files(self) -> tuple[str, str] | None:

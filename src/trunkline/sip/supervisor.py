@@ -121,6 +121,11 @@ class Supervisor:
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
         if files := self.config.sqlite_files:
             edge_db.ensure(Path(files[1]))
+        # Before the config is checked: `kamailio -c` loads dispatcher, which reads its list file.
+        if (gateways := render.dispatcher_list(self.config)) is not None:
+            candidate = self.config.dispatcher_list.with_name(f".{self.config.dispatcher_list.name}.new")
+            candidate.write_text(gateways)
+            os.replace(candidate, self.config.dispatcher_list)
         for name, text in render.render(self.config).items():
             candidate = self.workdir / f".{name}.new"
             candidate.write_text(text)
