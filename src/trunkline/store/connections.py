@@ -12,7 +12,7 @@ from trunkline.store import ids
 from trunkline.store.db import Conn
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
-from trunkline.store.schema import connection, fqdn, sip_credential
+from trunkline.store.schema import connection, connection_count, fqdn, sip_credential
 
 SORTABLE = {"created_at", "connection_name", "active"}
 
@@ -51,6 +51,34 @@ async def get_any(conn: Conn, *, id: str, lock: Lock | None = None) -> RowMappin
     return (await conn.execute(stmt)).mappings().first()
 
 
+# SQLite's trigram index of connection names (migration 0005): an FTS5 table whose rowid is the
+# connection's numeric id (https://www.sqlite.org/fts5.html#the_trigram_tokenizer).
+_TRIGRAM = sa.table("connection_name_trigram", sa.column("rowid", sa.Integer))
+_TRIGRAM_MATCH = sa.literal_column("connection_name_trigram").op("MATCH")
+# FTS5 finds nothing for a phrase shorter than a trigram; such filters keep the plain predicate.
+_TRIGRAM_MIN = 3
+
+
+def _name_contains(value: str, dialect: str) -> list[sa.ColumnElement[bool]]:
+    """`lower(connection_name)` contains `value`, `%` and `_` literal; through the trigram index.
+
+    The LIKE predicate is the meaning on both engines (SQLite's lower() and LIKE fold ASCII letters
+    only: https://www.sqlite.org/lang_corefunc.html#lower); the index only narrows the rows it is
+    checked on. PostgreSQL's GIN index on
+    lower(connection_name) serves the LIKE itself. On SQLite the FTS5 phrase of the same lowered
+    value finds a superset of the rows: the tokenizer folds case for every letter, LIKE for ASCII ones.
+    """
+    lowered = value.lower()
+    where = [sa.func.lower(connection.c.connection_name).contains(lowered, autoescape=True)]
+    if dialect == "sqlite" and len(lowered) >= _TRIGRAM_MIN:
+        # An FTS5 string, quotes doubled, is one phrase: its trigrams in sequence, so a substring
+        # (https://www.sqlite.org/fts5.html#fts5_strings).
+        phrase = '"' + lowered.replace('"', '""') + '"'
+        candidates = sa.select(sa.cast(_TRIGRAM.c.rowid, sa.Text)).where(_TRIGRAM_MATCH(phrase))
+        where.append(connection.c.id.in_(candidates))
+    return where
+
+
 async def list_(
     conn: Conn,
     *,
@@ -62,18 +90,40 @@ async def list_(
     fqdn_equals: str | None = None,
     sort: str = "-created_at",
 ) -> PageResult:
-    where: list[sa.ColumnElement[bool]] = [connection.c.user_id == user_id]
+    # On SQLite a filter that names few rows (a trigram phrase, an FQDN) drives the query: without
+    # statistics its planner would rather walk the account's index and test every row against it.
+    # An expression on a column keeps SQLite from using an index for that term
+    # (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
+    drives = conn.dialect == "sqlite" and (
+        fqdn_equals is not None or (name_contains is not None and len(name_contains.lower()) >= _TRIGRAM_MIN)
+    )
+
+    def term(column: sa.Column[str]) -> sa.ColumnElement[str]:
+        return column.concat("") if drives else column
+
+    where: list[sa.ColumnElement[bool]] = [term(connection.c.user_id) == user_id]
+    counted = [connection_count.c.user_id == user_id]
     if kind is not None:
-        where.append(connection.c.kind == kind)
+        where.append(term(connection.c.kind) == kind)
+        counted.append(connection_count.c.kind == kind)
+    filtered = False
     if name_contains is not None:
-        where.append(
-            sa.func.lower(connection.c.connection_name).contains(name_contains.lower(), autoescape=True)
-        )
+        where += _name_contains(name_contains, conn.dialect)
+        filtered = True
     if outbound_voice_profile_id is not None:
         where.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
+        filtered = True
     if fqdn_equals is not None:
         where.append(connection.c.id.in_(sa.select(fqdn.c.connection_id).where(fqdn.c.fqdn == fqdn_equals)))
-    return await fetch_page(conn, connection, where=where, order_by=sort_order(connection, sort), page=page)
+        filtered = True
+    # Unfiltered, the total is the account's counter (exact: migration 0005's triggers).
+    # PostgreSQL's sum() of a bigint is a numeric: cast back, so the total is an int on both engines.
+    summed = sa.cast(sa.func.coalesce(sa.func.sum(connection_count.c.n), 0), sa.BigInteger)
+    total = sa.select(summed).where(*counted)
+    count = None if filtered else total
+    return await fetch_page(
+        conn, connection, where=where, order_by=sort_order(connection, sort), page=page, count=count
+    )
 
 
 async def update(conn: Conn, *, id: str, **values: Any) -> None:

@@ -43,6 +43,9 @@ def sort_order(table: sa.Table, sort: str) -> list[Any]:
         # NULLs first ascending and last descending on both engines (PostgreSQL's default is the
         # reverse of SQLite's). Only on nullable columns: NOT NULL ones keep their index order.
         key = key.nulls_last() if descending else key.nulls_first()
+    if column.name == "created_at":
+        # The same order without the repeated key, which keeps SQLite from sorting the ties itself.
+        return [key, direction(table.c.id)]
     return [key, direction(table.c.created_at), direction(table.c.id)]
 
 
@@ -54,13 +57,27 @@ async def fetch_page(
     order_by: Sequence[Any],
     page: Page,
     columns: Sequence[Any] | None = None,
+    count: sa.Select[int] | None = None,
 ) -> PageResult:
-    """One page of `table` rows matching `where`, in `order_by` order, with the total count."""
-    stmt = sa.select(*(columns or [table])).where(*where).order_by(*order_by)
-    rows = (await conn.execute(stmt.limit(page.size).offset(page.offset))).mappings().all()
+    """One page of `table` rows matching `where`, in `order_by` order, with the total count.
+
+    `count`, when given, is a cheaper statement for the same total (a maintained counter).
+    """
+    stmt = sa.select(*(columns or [table])).order_by(*order_by)
+    if page.offset and "id" in table.c:
+        # A deep page: find its ids first, from the index the order walks (covering where it holds
+        # the filter and the order, as every list order's index does: store/schema.py), then read
+        # only those rows; the rows of the pages before it are never fetched. `order_by` ends with
+        # the id, so the page is the same as with OFFSET on the rows themselves.
+        ids = sa.select(table.c.id).where(*where).order_by(*order_by).limit(page.size).offset(page.offset)
+        stmt = stmt.where(table.c.id.in_(ids))
+    else:
+        stmt = stmt.where(*where).limit(page.size)
+    rows = (await conn.execute(stmt)).mappings().all()
     if page.number == 1 and len(rows) < page.size:
         total = len(rows)  # the whole result fits on the first page: no second query needed
     else:
-        count = sa.select(sa.func.count()).select_from(table).where(*where)
+        if count is None:
+            count = sa.select(sa.func.count()).select_from(table).where(*where)
         total = (await conn.execute(count)).scalar_one()
     return PageResult(rows=rows, total=total, page=page)

@@ -86,8 +86,50 @@ connection = sa.Table(
     sa.Column("outbound_channel_limit", sa.Integer, nullable=True),
     sa.Column("document", sa.Text, nullable=False),
     *_stamps(),
-    sa.Index("ix_connection_user_id_kind_created_at", "user_id", "kind", "created_at"),
-    sa.Index("ix_connection_user_id_created_at", "user_id", "created_at"),
+    # Every list order (store/paging.py: the key, then created_at, then id) within an account, with or
+    # without the kind, read from an index rather than sorted (migration 0005). The connection_name
+    # orders are in SEARCH_OBJECTS: PostgreSQL's need NULLS FIRST, which SQLite's syntax lacks.
+    sa.Index("ix_connection_user_id_created_at_id", "user_id", "created_at", "id"),
+    sa.Index("ix_connection_user_id_kind_created_at_id", "user_id", "kind", "created_at", "id"),
+    sa.Index("ix_connection_user_id_active_created_at_id", "user_id", "active", "created_at", "id"),
+    sa.Index(
+        "ix_connection_user_id_kind_active_created_at_id", "user_id", "kind", "active", "created_at", "id"
+    ),
+    sa.Index(
+        "ix_connection_user_id_outbound_voice_profile_id_created_at_id",
+        "user_id",
+        "outbound_voice_profile_id",
+        "created_at",
+        "id",
+    ),
+)
+
+# How many connections each account holds of each kind, kept exact by triggers in the transaction
+# that inserts or deletes one (migration 0005): an unfiltered list's `meta.total_results` is one read.
+connection_count = sa.Table(
+    "connection_count",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+# Objects migration 0005 makes that differ by engine, outside this metadata so that autogenerate
+# neither drops them nor reports them (migrations/env.py):
+# - PostgreSQL: `ix_connection_name_trgm`, a pg_trgm GIN index on lower(connection_name)
+#   (https://www.postgresql.org/docs/current/pgtrgm.html#PGTRGM-INDEX), and the connection_name
+#   orders with NULLS FIRST; the trigger function behind connection_count.
+# - SQLite: `connection_name_trigram`, an FTS5 table with the trigram tokenizer
+#   (https://www.sqlite.org/fts5.html#the_trigram_tokenizer) whose rowid is the connection's numeric
+#   id, kept in step by triggers, its shadow tables, and the connection_name orders.
+SEARCH_OBJECTS = frozenset(
+    {
+        "ix_connection_name_trgm",
+        "ix_connection_user_id_connection_name_created_at_id",
+        "ix_connection_user_id_kind_connection_name_created_at_id",
+        "connection_name_trigram",
+        *(f"connection_name_trigram_{shadow}" for shadow in ("data", "idx", "content", "docsize", "config")),
+    }
 )
 
 # Digest secrets of credential connections: what SIP authentication needs, never the password.

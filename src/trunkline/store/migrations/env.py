@@ -9,7 +9,7 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from trunkline.store.db import make_sqlite_engine, normalize_url
-from trunkline.store.schema import metadata
+from trunkline.store.schema import SEARCH_OBJECTS, metadata
 
 config = context.config
 url = normalize_url(config.get_main_option("sqlalchemy.url") or "")
@@ -21,6 +21,8 @@ KAMAILIO_OBJECTS = frozenset({"version", "location", "kam_subscriber", "kam_addr
 
 
 def _include_name(name: str | None, type_: str, _parent: object) -> bool:
+    if type_ in ("table", "index") and name in SEARCH_OBJECTS:
+        return False  # engine-specific search objects (store/schema.py, migration 0005)
     return not (type_ == "table" and name in KAMAILIO_OBJECTS)
 
 
@@ -42,6 +44,9 @@ async def _run_async() -> None:
         # for one, every reader queues behind it: give up instead of stalling SIP
         # (https://www.postgresql.org/docs/current/explicit-locking.html).
         await connection.exec_driver_sql("SET lock_timeout = '10s'")
+        # A session setting: it outlives this commit, after which Alembic begins its own transaction,
+        # the one an autocommit_block (migration 0005: CREATE INDEX CONCURRENTLY) commits and resumes.
+        await connection.commit()
         await connection.run_sync(_run)
         await connection.commit()
     await engine.dispose()
