@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `benchmarks.api`
 
+from benchmarks._postgres import scratch_database as postgres_scratch
 from benchmarks.api import (
     HOST,
     Api,
@@ -249,22 +250,8 @@ def scratch_database(engine: str, tmp: Path, server_url: str) -> Iterator[str]:
     if engine == "sqlite":
         yield f"sqlite:///{tmp / 'scale.db'}"
         return
-    import asyncpg
-
-    name = f"trunkline_scale_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{server_url.rstrip('/')}/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server_url.rstrip('/')}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_scratch(server_url, "trunkline_scale") as url:
+        yield url
 
 
 def run_engine(

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks._postgres import scratch_database as postgres_scratch
 from trunkline import edge
 from trunkline.config import Settings
 from trunkline.resources import connections
@@ -70,24 +71,9 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
         migrate.upgrade(url)
         yield url
         return
-    import asyncpg
-
-    name = f"trunkline_bench_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG.replace("postgresql://", "postgres://") + "/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        url = f"{PG}/{name}"
+    with postgres_scratch(PG, "trunkline_bench") as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def write(url: str, work: Any) -> Any:
