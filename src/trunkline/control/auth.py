@@ -16,10 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from trunkline.config import Settings
-from trunkline.errors import AuthenticationFailed, InvalidParameter, NotAuthorized
-from trunkline.http.deps import SAFE_METHODS
-from trunkline.http.front_door import FrontDoor
-from trunkline.resources.api_keys import Principal
+from trunkline.errors import InvalidParameter, NotAuthorized
+from trunkline.http.deps import SAFE_METHODS, admit_key, bearer
 
 # Account ids as the control API accepts them: printable ASCII without spaces, as the CLI makes them.
 USER_ID_PATTERN = r"^[!-~]{1,64}$"
@@ -52,22 +50,10 @@ async def control_caller(
         Query(pattern=USER_ID_PATTERN, description="With the admin token: the account to act on."),
     ] = None,
 ) -> ControlCaller:
-    door: FrontDoor = request.app.state.front_door
-    address = door.client_address(request.scope)
-    door.check_lockout(address)
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential:
-        raise AuthenticationFailed()
+    address, credential = bearer(request)
     if _is_admin(request.app.state.settings, credential):
         return ControlCaller(admin=True, user_id=account)
-    principal: Principal | None = await request.app.state.auth.authenticate(credential)
-    if principal is None:
-        raise await door.refuse_key(address)
-    request.state.key_id = principal.key_id
-    await door.admit(request, principal, address)
-    if principal.read_only and request.method not in SAFE_METHODS:
-        raise NotAuthorized("This API key is read-only; use a key with write access.")
+    principal = await admit_key(request, address, credential, writing=request.method not in SAFE_METHODS)
     if account is not None and account != principal.user_id:
         raise NotAuthorized("An API key acts on its own account only; the admin token may name another.")
     return ControlCaller(admin=False, user_id=principal.user_id)

@@ -44,27 +44,40 @@ async def get_database(request: Request) -> Database:
     return db
 
 
-async def get_caller(request: Request) -> Principal:
-    """The account the request acts for; read-only keys may only read.
-
-    The front door (http/front_door.py) limits failed attempts per address, applies the access gate
-    and the key's rate limit; a request it refuses does nothing.
-    """
+def bearer(request: Request) -> tuple[str | None, str]:
+    """The client address and the credential of `Authorization: Bearer <credential>`, once the
+    address has passed the lockout for failed attempts (http/front_door.py)."""
     door: FrontDoor = request.app.state.front_door
     address = door.client_address(request.scope)
     door.check_lockout(address)
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
         raise AuthenticationFailed()
-    principal: Principal | None = await request.app.state.auth.authenticate(key.strip())
+    return address, credential
+
+
+async def admit_key(request: Request, address: str | None, key: str, *, writing: bool) -> Principal:
+    """The principal of an API key the front door admits: a live key, from inside the account's
+    access ranges, within its rate limit, and with write access when `writing`. A request it
+    refuses does nothing."""
+    door: FrontDoor = request.app.state.front_door
+    principal: Principal | None = await request.app.state.auth.authenticate(key)
     if principal is None:
         raise await door.refuse_key(address)
     request.state.key_id = principal.key_id
-    request.state.user_id = principal.user_id  # whose request journal it goes to (control/journal.py)
+    # Whose request journal it goes to (control/journal.py), refused by the front door or not.
+    request.state.user_id = principal.user_id
     await door.admit(request, principal, address)
-    if principal.read_only and writes(request):
+    if principal.read_only and writing:
         raise NotAuthorized("This API key is read-only; use a key with write access to change resources.")
+    return principal
+
+
+async def get_caller(request: Request) -> Principal:
+    """The account a /v2 request acts for; read-only keys may only read."""
+    address, key = bearer(request)
+    principal = await admit_key(request, address, key, writing=writes(request))
     # The control API's fault rules (control/faults.py), when it is on: may delay the request, or
     # answer it with an error before any transaction begins, so a faulted request changes nothing.
     hook: CallerHook | None = getattr(request.app.state, "caller_hook", None)
