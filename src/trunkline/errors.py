@@ -83,6 +83,11 @@ class TelnyxErrors(Exception):
         return self.errors[0].headers
 
 
+def entries_of(exc: TelnyxError | TelnyxErrors) -> list[TelnyxError]:
+    """The error entries one raised error stands for: itself, or the several it carries."""
+    return exc.errors if isinstance(exc, TelnyxErrors) else [exc]
+
+
 class BadRequest(TelnyxError):
     """400: the request is not well-formed (Telnyx code 10015)."""
 

@@ -28,7 +28,7 @@ from trunkline.cli._options import DEFAULT_URL, DatabaseUrl, run_in_transaction
 from trunkline.cli._protocol import GuardedHttpToolsProtocol
 from trunkline.cli.logs import configure_logging
 from trunkline.config import Settings
-from trunkline.errors import TelnyxError, TelnyxErrors
+from trunkline.errors import TelnyxError, TelnyxErrors, entries_of
 from trunkline.http import front_door
 from trunkline.resources import api_keys, state
 from trunkline.store import migrate
@@ -204,7 +204,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _details(exc: TelnyxError | TelnyxErrors) -> str:
-    errors = exc.errors if isinstance(exc, TelnyxErrors) else [exc]
+    errors = entries_of(exc)
     return "; ".join(
         f"{e.detail} (at {e.pointer})" if e.pointer not in (None, "/") else e.detail for e in errors
     )

@@ -124,12 +124,13 @@ def validation_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = (
     return TelnyxErrors(errors)
 
 
-def validate(model: type[M], data: Any) -> M:
-    """Validate a request body, raising all its errors at once as Telnyx errors."""
+def validate(model: type[M], data: Any, *, prefix: tuple[str | int, ...] = ()) -> M:
+    """Validate a request body (or a part of one at `prefix`), raising all its errors at once as
+    Telnyx errors whose pointers name the fields."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_errors(exc) from None
+        raise validation_errors(exc, prefix=prefix) from None
 
 
 def raise_all(errors: list[TelnyxError]) -> None:

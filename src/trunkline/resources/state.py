@@ -20,8 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
-from sqlalchemy.engine import RowMapping
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from trunkline.errors import (
     DuplicateResource,
@@ -29,9 +28,10 @@ from trunkline.errors import (
     MissingAssociation,
     TelnyxError,
     TelnyxErrors,
+    entries_of,
 )
-from trunkline.resources import registrations
-from trunkline.resources._base import Hostname, IpAddress, Port, raise_all, validation_errors
+from trunkline.resources import fqdns, ips, registrations
+from trunkline.resources._base import Hostname, IpAddress, Port, raise_all, validate
 from trunkline.resources.access_ip_ranges import CidrBlock
 from trunkline.resources.connections import BY_RECORD_TYPE, KINDS, KindSpec
 from trunkline.resources.connections.kinds import Kind
@@ -202,8 +202,8 @@ async def export(conn: Conn, user_id: str) -> dict[str, Any]:
         "format": FORMAT,
         "outbound_voice_profiles": [orjson.loads(r["document"]) for r in profiles],
         "connections": [orjson.loads(r["document"]) for r in conns],
-        "ips": [_ip_entry(r) for r in await accounts.rows_of(conn, ip, user_id=user_id)],
-        "fqdns": [_fqdn_entry(r) for r in await accounts.rows_of(conn, fqdn, user_id=user_id)],
+        "ips": [ips.record(r) for r in await accounts.rows_of(conn, ip, user_id=user_id)],
+        "fqdns": [fqdns.record(r) for r in await accounts.rows_of(conn, fqdn, user_id=user_id)],
         "access_ip_ranges": [
             {k: r[k] for k in ("id", "cidr_block", "status", "description", "created_at", "updated_at")}
             for r in ranges
@@ -227,16 +227,6 @@ _REGISTRATION_KEYS = (
     "created_at",
     "updated_at",
 )
-
-
-def _ip_entry(row: RowMapping) -> dict[str, Any]:
-    keys = ("id", "connection_id", "ip_address", "port", "created_at", "updated_at")
-    return {"record_type": "ip", **{k: row[k] for k in keys}}
-
-
-def _fqdn_entry(row: RowMapping) -> dict[str, Any]:
-    keys = ("id", "connection_id", "fqdn", "dns_record_type", "port", "created_at", "updated_at")
-    return {"record_type": "fqdn", **{k: row[k] for k in keys}}
 
 
 async def restore(conn: Conn, user_id: str, document: Any) -> dict[str, int]:
@@ -295,7 +285,7 @@ class _Plan:
         plan = cls(user_id)
         if not isinstance(document, dict):
             raise InvalidParameter("The state document must be a JSON object.", pointer="/")
-        doc = _validate(Document, document, ())
+        doc = validate(Document, document)
         if doc.format != FORMAT:
             raise InvalidParameter(
                 f"Unknown format {doc.format}; this server reads format {FORMAT}.", pointer="/format"
@@ -310,7 +300,7 @@ class _Plan:
                 try:
                     add(entry, at, (section, index))
                 except (TelnyxError, TelnyxErrors) as exc:
-                    plan.errors.extend(_entries(exc))
+                    plan.errors.extend(entries_of(exc))
         plan._check_links(doc)
         raise_all(plan.errors)
         return plan
@@ -376,7 +366,7 @@ class _Plan:
         )
 
     def _add_ips(self, entry: dict[str, Any], at: str, loc: tuple[str | int, ...]) -> None:
-        data = _validate(IpEntry, entry, loc)
+        data = validate(IpEntry, entry, prefix=loc)
         self._unique(self.ids["ip"], data.id, f"{at}/id", f"Id {data.id}")
         where = f"{data.ip_address} port {data.port}"
         self._unique(self.addresses, (data.ip_address, data.port), f"{at}/ip_address", where)
@@ -387,7 +377,7 @@ class _Plan:
         )
 
     def _add_fqdns(self, entry: dict[str, Any], at: str, loc: tuple[str | int, ...]) -> None:
-        data = _validate(FqdnEntry, entry, loc)
+        data = validate(FqdnEntry, entry, prefix=loc)
         if (data.dns_record_type == "srv") != (data.port is None):
             raise InvalidParameter(
                 "An 'a' record needs a port and an 'srv' record takes none.", pointer=f"{at}/port"
@@ -399,13 +389,13 @@ class _Plan:
         self.rows[fqdn].append({"user_id": self.user_id, **data.model_dump(exclude={"record_type"})})
 
     def _add_access_ip_ranges(self, entry: dict[str, Any], at: str, loc: tuple[str | int, ...]) -> None:
-        data = _validate(RangeEntry, entry, loc)
+        data = validate(RangeEntry, entry, prefix=loc)
         self._unique(self.ids["range"], data.id, f"{at}/id", f"Id {data.id}")
         self._unique(self.ids.setdefault("cidr", {}), data.cidr_block, f"{at}/cidr_block", data.cidr_block)
         self.rows[access_ip_range].append({**data.model_dump(), "user_id": self.user_id})
 
     def _add_credentials(self, entry: dict[str, Any], at: str, loc: tuple[str | int, ...]) -> None:
-        data = _validate(CredentialEntry, entry, loc)
+        data = validate(CredentialEntry, entry, prefix=loc)
         owner = data.connection_id
         if self.kinds.get(owner) not in ("credential", "fqdn"):
             raise MissingAssociation(
@@ -421,7 +411,7 @@ class _Plan:
         self.rows[sip_credential].append(data.model_dump())
 
     def _add_registrations(self, entry: dict[str, Any], at: str, loc: tuple[str | int, ...]) -> None:
-        data = _validate(RegistrationEntry, entry, loc)
+        data = validate(RegistrationEntry, entry, prefix=loc)
         if self.kinds.get(data.connection_id) != "credential":
             raise MissingAssociation(
                 f"Connection {data.connection_id} is not a credential connection of this document.",
@@ -534,25 +524,13 @@ class _Plan:
         }
 
 
-def _entries(exc: TelnyxError | TelnyxErrors) -> list[TelnyxError]:
-    return exc.errors if isinstance(exc, TelnyxErrors) else [exc]
-
-
-def _validate(model: type[M], data: Any, loc: tuple[str | int, ...]) -> M:
-    """`model` from `data`, or every failure with its pointer into the document."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_errors(exc, prefix=loc) from None
-
-
 def _validate_all(data: Any, loc: tuple[str | int, ...], *models: type[BaseModel]) -> list[Any]:
     """Several views of one entry, every failure of each reported together."""
     out: list[Any] = []
     errors: list[TelnyxError] = []
     for model in models:
         try:
-            out.append(_validate(model, data, loc))
+            out.append(validate(model, data, prefix=loc))
         except TelnyxErrors as exc:
             errors.extend(exc.errors)
     raise_all(errors)
