@@ -80,7 +80,7 @@ def compile_path(pattern: str) -> re.Pattern[str]:
             continue
         if not segment or not _SEGMENT.match(segment) or "**" in segment:
             raise ValueError(f"has an invalid segment '{segment}' (use * within a segment, ** alone)")
-        parts.append("/" + ".*".join(re.escape(p) for p in segment.split("*")).replace(".*", "[^/]*"))
+        parts.append("/" + "[^/]*".join(re.escape(p) for p in segment.split("*")))
     return re.compile("".join(parts) + "$")
 
 

@@ -89,16 +89,7 @@ async def create_given(
     key_id = id_for(key)
     row = await store.get(conn, id=key_id)
     if row is None:
-        await store.insert(
-            conn,
-            id=key_id,
-            user_id=user_id,
-            secret_hash=digest(key),
-            read_only=read_only,
-            description=description,
-            created_at=ids.now(),
-        )
-        return NewKey(key_id=key_id, user_id=user_id, read_only=read_only, secret=key)
+        return await _insert(conn, key_id, key, user_id=user_id, read_only=read_only, description=description)
     if not hmac.compare_digest(row["secret_hash"], digest(key)):
         raise InvalidParameter(f"Another API key already has the id {key_id}; choose another key.")
     if row["revoked_at"] is not None:
@@ -117,6 +108,13 @@ async def create(
 ) -> NewKey:
     key_id = PREFIX + secrets.token_hex(10).upper()
     secret = f"{key_id}_{secrets.token_urlsafe(32)}"
+    return await _insert(conn, key_id, secret, user_id=user_id, read_only=read_only, description=description)
+
+
+async def _insert(
+    conn: Conn, key_id: str, secret: str, *, user_id: str, read_only: bool, description: str | None
+) -> NewKey:
+    """Store a key as its digest; the secret itself stays in the returned object only."""
     await store.insert(
         conn,
         id=key_id,
