@@ -40,12 +40,13 @@ def populate(t: Tenant) -> dict[str, Any]:
             "outbound": {"ip_authentication_token": f"token{tag}abcdef"},
         },
     ).json()["data"]
-    octet = int(tag[:2], 16)
-    ip = http.post("/ips", json={"ip_address": f"203.0.113.{octet}", "connection_id": ipc["id"]}).json()[
-        "data"
-    ]
+    # (address, port) is unique across the server, which every test file shares: both from the tag.
+    octet, port = int(tag[:2], 16), 1024 + int(tag[2:], 16) % 64000
+    ip = http.post(
+        "/ips", json={"ip_address": f"203.0.113.{octet}", "port": port, "connection_id": ipc["id"]}
+    ).json()["data"]
     http.patch(f"/ip_connections/{ipc['id']}", json={"inbound": {"default_primary_ip_id": ip["id"]}})
-    http.post("/ips", json={"ip_address": f"198.51.100.{octet}", "port": 5080})
+    http.post("/ips", json={"ip_address": f"198.51.100.{octet}", "port": port})
     fqc = http.post("/fqdn_connections", json={"connection_name": "trunk"}).json()["data"]
     r = http.post(
         "/fqdns", json={"connection_id": fqc["id"], "fqdn": f"sbc-{tag}.example.com", "dns_record_type": "a"}
