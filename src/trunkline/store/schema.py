@@ -236,3 +236,80 @@ virtual_registration = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=True),
     *_stamps(),
 )
+
+# The rate deck (`trunkline rates import`, docs/rates.md): USD per minute by the leading digits of an
+# E.164 number (no "+"); the longest prefix wins. One deck for the whole server, replaced whole by each
+# import. `rate_deck` holds one row (id 1) while a deck is loaded: without it, rate rules are off.
+rate = sa.Table(
+    "rate",
+    metadata,
+    sa.Column("prefix", sa.String(15), primary_key=True),
+    sa.Column("rate", sa.String(32), nullable=False),  # a decimal, e.g. "0.0045", exactly as imported
+    sa.Column("description", sa.String(255), nullable=True),
+)
+
+rate_deck = sa.Table(
+    "rate_deck",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rates", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(255), nullable=True),
+    sa.Column("imported_at", Timestamp, nullable=False),
+)
+
+# One row per call attempt through the SIP edge, admitted or refused (docs/calls.md). The edge spools
+# what it sees in its own file; the edge supervisor folds the spool into these rows (sip/call_log.py),
+# so a record survives the API being down while the call is up. No foreign key: records outlive
+# their connection, as Telnyx's detail records do.
+call_record = sa.Table(
+    "call_record",
+    metadata,
+    sa.Column("id", Id, primary_key=True),  # also the call's call_leg_id
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("connection_id", Id, nullable=True),
+    sa.Column("call_session_id", Id, nullable=False),
+    sa.Column("call_control_id", sa.String(64), nullable=False),
+    sa.Column("sip_call_id", sa.String(255), nullable=False),
+    sa.Column("direction", sa.String(16), nullable=False),  # outbound | inbound
+    sa.Column("cli", sa.String(64), nullable=False),  # the caller's number: +E.164 when it is one
+    sa.Column("cld", sa.String(64), nullable=False),  # the called number: +E.164 when it is one
+    sa.Column("destination_country", sa.String(3), nullable=True),  # ISO 3166 alpha-2
+    sa.Column("state", sa.String(16), nullable=False),  # ringing | answered | finished
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("answered_at", Timestamp, nullable=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("call_sec", sa.Integer, nullable=True),
+    sa.Column("billed_sec", sa.Integer, nullable=True),
+    sa.Column("rate", sa.String(32), nullable=True),  # USD per minute, from the deck
+    sa.Column("cost", sa.String(32), nullable=True),  # USD
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("sip_status", sa.Integer, nullable=True),  # the final status the caller got
+    sa.Column("sip_reason", sa.String(255), nullable=True),
+    sa.Column("d_code", sa.String(8), nullable=True),  # Telnyx's refusal code, e.g. D13, TM1
+    sa.Column("hangup_cause", sa.String(32), nullable=True),
+    sa.Column("hangup_source", sa.String(16), nullable=True),  # caller | callee | unknown
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_call_record_user_id_started_at_id", "user_id", "started_at", "id"),
+    sa.Index("ix_call_record_connection_id_state", "connection_id", "state"),
+)
+
+# Each connection's rated spend per UTC day, in nano-USD (exact integer sums), added to when a call
+# record is finished; the edge compares it with the profile's daily_spend_limit (D39).
+connection_spend = sa.Table(
+    "connection_spend",
+    metadata,
+    sa.Column("connection_id", Id, primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    sa.Column("cost_nanos", sa.BigInteger, nullable=False),
+    sa.Column("calls", sa.Integer, nullable=False),
+)
+
+# The server's clock offset from real time, in ms: 0 in production; moved by the test control API
+# (`PUT /_trunkline/clock`) so that tests can cross a calling window or UTC midnight without waiting.
+# One row (id 1) or none; the edge reads it with every call (view kam_connection).
+clock_offset = sa.Table(
+    "clock_offset",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("offset_ms", sa.BigInteger, nullable=False),
+)
