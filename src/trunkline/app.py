@@ -17,7 +17,15 @@ from trunkline.http import docs_page, envelope, handlers, openapi
 from trunkline.http.auth import Authenticator
 from trunkline.http.front_door import FrontDoor
 from trunkline.http.middleware import BodyLimit, RequestContext, SecurityHeaders
-from trunkline.http.routes import access_ip_ranges, connections, fqdns, ips, outbound_voice_profiles
+from trunkline.http.routes import (
+    access_ip_ranges,
+    active_calls,
+    connections,
+    detail_records,
+    fqdns,
+    ips,
+    outbound_voice_profiles,
+)
 from trunkline.store import ids
 from trunkline.store.db import Database, DatabaseUnavailable
 
@@ -64,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_ip_ranges.router,
         fqdns.router,
         outbound_voice_profiles.router,
+        active_calls.router,
+        detail_records.router,
     ]:
         app.include_router(
             router,

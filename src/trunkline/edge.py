@@ -11,18 +11,20 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import phonenumbers
 import sqlalchemy as sa
 
+import trunkline
 from trunkline.config import Settings
 from trunkline.resources.registrations import EdgeView
-from trunkline.sip import dns
+from trunkline.sip import call_log, dns
 from trunkline.sip import upstreams as sip_upstreams
 from trunkline.sip.reconcile import Reconciler
 from trunkline.sip.rpc import KamailioError, RpcClient
 from trunkline.sip.service import EdgeService
-from trunkline.sip.state import AclSnapshot, Address, EdgeConfig, RegistrationEvent, Upstream
+from trunkline.sip.state import AclSnapshot, Address, CallEvent, EdgeConfig, RegistrationEvent, Upstream
 from trunkline.sip.supervisor import Supervisor
-from trunkline.store import snapshot
+from trunkline.store import call_ingest, snapshot
 from trunkline.store.db import Database
 
 RUN_DIR = "run"
@@ -82,7 +84,14 @@ def edge_config(settings: Settings) -> EdgeConfig:
         timer_interval=settings.sip_timer_interval,
         children=settings.sip_children,
         tcp_children=settings.sip_children,
+        python_path=python_path(),
     )
+
+
+def python_path() -> tuple[str, ...]:
+    """Where this interpreter finds trunkline and phonenumbers, for Kamailio's embedded Python."""
+    dirs = (Path(trunkline.__file__).parent.parent, Path(phonenumbers.__file__).parent.parent)
+    return tuple(dict.fromkeys(str(d) for d in dirs))
 
 
 def registration_view(settings: Settings) -> EdgeView:
@@ -140,4 +149,16 @@ def service(settings: Settings, *, resolver: dns.Resolver | None = None) -> Edge
         finally:
             await db.dispose()
 
-    return EdgeService(supervisor, open_reconciler)
+    async def import_calls(stop: asyncio.Event) -> None:
+        db = Database(settings.database_url)
+
+        async def ingest(events: list[CallEvent]) -> None:
+            async with db.transaction(write=True) as conn:
+                await call_ingest.ingest(conn, events)
+
+        try:
+            await call_log.pump(call_log.Reader(config.call_spool), ingest, stop)
+        finally:
+            await db.dispose()
+
+    return EdgeService(supervisor, open_reconciler, import_calls)

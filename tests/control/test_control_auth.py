@@ -24,6 +24,9 @@ ENDPOINTS = [
     ("PUT", "/registrations/1"),
     ("DELETE", "/registrations/1"),
     ("POST", "/accounts"),
+    ("GET", "/clock"),
+    ("PUT", "/clock"),
+    ("DELETE", "/clock"),
 ]
 
 

@@ -9,6 +9,7 @@ Kamailio logged an ERROR line while it ran.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -37,6 +38,8 @@ from trunkline.store.db import Database
 SCENARIOS = Path(__file__).parent / "scenarios"
 REALM = "sip.trunkline.test"
 UPSTREAM_IP = "127.0.0.2"
+# What a call dials when a test does not say: a valid US number (sip/numbers.py).
+DEFAULT_NUMBER = "12127363100"
 
 
 def free_udp_tcp_port(host: str = "127.0.0.1") -> int:
@@ -147,6 +150,9 @@ class Edge:
         ]
         for name, value in (keys or {}).items():
             cmd += ["-key", name, value]
+        if "-s" not in args:
+            # SIPp dials "service" by default, which no dialling rules make a number (D14).
+            cmd += ["-s", DEFAULT_NUMBER]
         return cmd + list(args)
 
     def sipp(
@@ -221,13 +227,14 @@ class Edge:
         return asyncio.run(go())
 
 
-@pytest.fixture(scope="module")
-def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
+@contextlib.contextmanager
+def running_edge(database_url: str, backend: str) -> Iterator[Edge]:
+    """Kamailio, an API server and the upstream UAS on `database_url`, torn down after."""
     for tool in ("kamailio", "sipp"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             missing(
                 f"{tool} is not installed (apt-get install kamailio kamailio-sqlite-modules "
-                "kamailio-postgres-modules sip-tester)"
+                "kamailio-postgres-modules kamailio-python3-modules sip-tester)"
             )
     workdir = Path(tempfile.mkdtemp(prefix=f"tl-sip-{backend}-"))
     sip_port, upstream_port = free_udp_tcp_port(), free_udp_tcp_port(UPSTREAM_IP)
@@ -280,13 +287,24 @@ def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
+    with running_edge(database_url, backend) as edge:
+        yield edge
+
+
+# Fixtures that hand a test a running edge; the log check below watches whichever a test uses.
+EDGE_FIXTURES = ("sip_edge", "policy_edge")
+
+
 @pytest.fixture(autouse=True)
 def _no_kamailio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that uses the edge when Kamailio logged an ERROR line while it ran."""
-    if "sip_edge" not in request.fixturenames:
+    used = [name for name in EDGE_FIXTURES if name in request.fixturenames]
+    if not used:
         yield
         return
-    edge: Edge = request.getfixturevalue("sip_edge")
+    edge: Edge = request.getfixturevalue(used[0])
     log = edge.service.supervisor.log_path
     start = log.stat().st_size if log.exists() else 0
     yield

@@ -46,7 +46,9 @@ def upstream_invites(edge: Edge, number: str) -> list[str]:
     log = edge.workdir / "uas.log"
     text = log.read_text(errors="replace") if log.exists() else ""
     blocks = text.split("----------------------------------------------- ")
-    return [b for b in blocks if f"\nINVITE sip:{number}@" in b or f"\n\nINVITE sip:{number}@" in b]
+    digits = number.removeprefix("+")
+    # Calls leave for the upstream with the number as +E.164 (sip/numbers.py).
+    return [b for b in blocks if any(f"\nINVITE sip:{n}@" in b for n in (digits, "+" + digits))]
 
 
 def header(message: str, name: str) -> str | None:

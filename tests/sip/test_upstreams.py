@@ -79,7 +79,9 @@ class Gateway:
         logs = sorted(self.log.parent.glob(self.log.stem + "*.log"))
         text = "".join(p.read_text(errors="replace") for p in logs)
         blocks = text.split("----------------------------------------------- ")
-        return [b for b in blocks if f"\nINVITE sip:{number}@" in b]
+        digits = number.removeprefix("+")
+        # Calls leave for the upstream with the number as +E.164 (sip/numbers.py).
+        return [b for b in blocks if any(f"\nINVITE sip:{n}@" in b for n in (digits, "+" + digits))]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trunkline.cli import access_ranges, accounts, db, keys, serve, sip
+from trunkline.cli import access_ranges, accounts, calls, db, keys, rates, serve, sip
 
 app = typer.Typer(
     name="trunkline",
@@ -18,6 +18,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(access_ranges.app, name="access-ranges")
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(calls.app, name="calls")
+app.add_typer(rates.app, name="rates")
 
 
 def main() -> None:

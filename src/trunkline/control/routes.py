@@ -3,7 +3,9 @@ collide with Telnyx's paths; mounted only when TRUNKLINE_CONTROL is on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -18,7 +20,9 @@ from trunkline.http import envelope, json_body
 from trunkline.http.openapi import request_body
 from trunkline.resources import api_keys, registrations, state
 from trunkline.resources._base import validate
+from trunkline.store import clock
 from trunkline.store.db import Database
+from trunkline.store.ids import format_timestamp
 
 PREFIX = "/_trunkline"
 TAG = "Trunkline control"
@@ -193,3 +197,67 @@ async def delete_registration(request: Request, caller: Caller, id: str) -> enve
     async with _db(request).transaction(write=True) as conn:
         status = await registrations.delete_virtual(conn, user_id, id, request.app.state.edge_view)
     return envelope.data(status)
+
+
+class ClockSet(BaseModel):
+    """The body of `PUT /_trunkline/clock`: exactly one of the three."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    now: str | None = Field(
+        None, description="The time to move to, ISO-8601 with a zone, e.g. 2026-12-01T23:59:00Z."
+    )
+    advance_seconds: float | None = Field(
+        None, description="Move the clock on (or back, negative) by so much."
+    )
+    offset_ms: int | None = Field(None, description="The offset from real time itself; 0 is real time.")
+
+
+async def _clock_document(db: Database) -> dict[str, Any]:
+    offset = await clock.offset_ms(db)
+    return {"now": format_timestamp(clock.now_at(offset)), "offset_ms": offset}
+
+
+@router.get("/clock", summary="The server clock the API and the SIP edge go by")
+async def get_clock(request: Request, caller: Caller) -> envelope.JsonBytes:
+    return envelope.data(await _clock_document(_db(request)))
+
+
+@router.put(
+    "/clock",
+    summary="Move the server clock (admin token only): calling windows, daily spend, record times",
+    openapi_extra=request_body(ClockSet),
+)
+async def set_clock(request: Request, caller: Caller) -> envelope.JsonBytes:
+    admin_only(caller)
+    data = validate(ClockSet, await _body(request))
+    given = [name for name in ("now", "advance_seconds", "offset_ms") if getattr(data, name) is not None]
+    if len(given) != 1:
+        raise InvalidParameter("give exactly one of now, advance_seconds and offset_ms", pointer="/")
+    db = _db(request)
+    if data.now is not None:
+        try:
+            target = dt.datetime.fromisoformat(data.now)
+        except ValueError:
+            raise InvalidParameter(
+                "now is not an ISO-8601 time, e.g. 2026-12-01T23:59:00Z", pointer="/now"
+            ) from None
+        if target.tzinfo is None:
+            raise InvalidParameter("now needs a time zone, e.g. 2026-12-01T23:59:00Z", pointer="/now")
+        offset = round((target.timestamp() - time.time()) * 1000)
+    elif data.advance_seconds is not None:
+        offset = await clock.offset_ms(db) + round(data.advance_seconds * 1000)
+    else:
+        offset = data.offset_ms or 0
+    try:
+        await clock.set_offset_ms(db, offset)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc), pointer="/" + given[0]) from None
+    return envelope.data(await _clock_document(db))
+
+
+@router.delete("/clock", summary="Put the server clock back to real time (admin token only)")
+async def reset_clock(request: Request, caller: Caller) -> envelope.JsonBytes:
+    admin_only(caller)
+    await clock.set_offset_ms(_db(request), 0)
+    return envelope.data(await _clock_document(_db(request)))

@@ -14,6 +14,18 @@ from trunkline.sip import upstreams
 from trunkline.sip.state import EdgeConfig
 
 CONFIG_FILE = "kamailio.cfg"
+BOOT_TEMPLATE = """\
+# Rendered by trunkline.sip.render: the script Kamailio's app_python3 loads. Do not edit.
+import sys
+
+sys.path.extend({paths!r})
+
+from trunkline.sip.kamailio_app import App
+
+
+def mod_init():
+    return App({spool!r})
+"""
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -25,6 +37,11 @@ def render(config: EdgeConfig) -> dict[str, str]:
     """Every file Kamailio needs, by path relative to the runtime directory."""
     template = resources.files("trunkline.sip").joinpath("templates", "kamailio.cfg.tmpl").read_text()
     return {CONFIG_FILE: fill(template, values(config))}
+
+
+def python_boot(config: EdgeConfig) -> str:
+    """The boot script for app_python3 (written to config.python_boot, outside the checked config)."""
+    return BOOT_TEMPLATE.format(paths=list(config.python_path), spool=str(config.call_spool))
 
 
 def dispatcher_list(config: EdgeConfig) -> str | None:
@@ -64,6 +81,7 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "reply_timeout_ms": str(config.reply_timeout_ms),
         "dispatcher_list": str(config.dispatcher_list),
         "upstream_probe_seconds": str(config.upstream_probe_seconds),
+        "python_boot": str(config.python_boot),
     }
 
 

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from trunkline.sip.reconcile import Reconciler
 from trunkline.sip.supervisor import State, Supervisor
@@ -30,9 +31,12 @@ class EdgeService:
         self,
         supervisor: Supervisor,
         open_reconciler: Callable[[], AbstractAsyncContextManager[Reconciler]],
+        import_calls: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.open_reconciler = open_reconciler
+        # Folds the call log Kamailio spools into the call records until the stop event (sip/call_log.py).
+        self.import_calls = import_calls
         self.reconciler: Reconciler | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,12 +59,16 @@ class EdgeService:
                 if ready is not None:
                     ready()
                 task = asyncio.create_task(reconciler.run(stop))
+                imports: asyncio.Task[None] | None = None
+                imports = asyncio.create_task(self.import_calls(stop)) if self.import_calls else None
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=CHECK_SECONDS)
                     if not stop.is_set():
                         await asyncio.to_thread(self.supervisor.check)
                 await task
+                if imports is not None:
+                    await imports
             finally:
                 # Not via to_thread: at interpreter exit (serve --sip's atexit hook) executors take
                 # no new work, and Kamailio must be stopped all the same.

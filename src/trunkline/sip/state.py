@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Engine = Literal["sqlite", "postgres"]
 Algorithm = Literal["MD5", "SHA-256"]
@@ -63,10 +63,23 @@ class EdgeConfig:
     children: int = 2
     tcp_children: int = 2
     debug: int = 1
+    # Directories Kamailio's embedded Python needs on its path, after its own standard library: the
+    # one holding the `trunkline` package and the one holding `phonenumbers` (sip/kamailio_app.py).
+    python_path: tuple[str, ...] = ()
 
     @property
     def rpc_socket(self) -> Path:
         return self.run_dir / "kamailio_rpc.sock"
+
+    @property
+    def python_boot(self) -> Path:
+        """The script app_python3 loads (rendered by sip/render.py)."""
+        return self.run_dir / "kamailio_app.py"
+
+    @property
+    def call_spool(self) -> Path:
+        """The call log Kamailio's workers write and the importer reads (sip/call_log.py)."""
+        return self.run_dir / "calls.db"
 
     @property
     def dispatcher_list(self) -> Path:
@@ -153,3 +166,14 @@ class RegistrationEvent:
             )
         except ValueError:
             return None
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """One step of a call in the edge's call log (sip/call_log.py): start, answer or end."""
+
+    seq: int
+    record_id: str
+    kind: str  # start | answer | end
+    at_ms: int  # the server clock (real time plus the clock offset), ms since the epoch
+    data: dict[str, Any]

@@ -30,7 +30,7 @@ from trunkline.sip.state import EdgeConfig
 log = logging.getLogger("trunkline.sip")
 
 INSTALL_HINT = (
-    "apt-get install -y kamailio kamailio-sqlite-modules kamailio-postgres-modules"
+    "apt-get install -y kamailio kamailio-sqlite-modules kamailio-postgres-modules kamailio-python3-modules"
     " (then `systemctl disable --now kamailio`: the package's own service would take port 5060)"
 )
 # Kamailio waits ser_kill_timeout (5 s, set in the config) for its children after SIGTERM.
@@ -121,11 +121,11 @@ class Supervisor:
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
         if files := self.config.sqlite_files:
             edge_db.ensure(Path(files[1]))
-        # Before the config is checked: `kamailio -c` loads dispatcher, which reads its list file.
+        # Before the config is checked: `kamailio -c` loads dispatcher, which reads its list file, and
+        # app_python3, which reads its script.
         if (gateways := render.dispatcher_list(self.config)) is not None:
-            candidate = self.config.dispatcher_list.with_name(f".{self.config.dispatcher_list.name}.new")
-            candidate.write_text(gateways)
-            os.replace(candidate, self.config.dispatcher_list)
+            _write_atomically(self.config.dispatcher_list, gateways)
+        _write_atomically(self.config.python_boot, render.python_boot(self.config))
         for name, text in render.render(self.config).items():
             candidate = self.workdir / f".{name}.new"
             candidate.write_text(text)
@@ -280,6 +280,12 @@ class Supervisor:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    candidate = path.with_name(f".{path.name}.new")
+    candidate.write_text(text)
+    os.replace(candidate, path)
 
 
 def _gone() -> contextlib.suppress:

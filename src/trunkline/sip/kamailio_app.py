@@ -1,0 +1,231 @@
+"""The edge's Python half: what Kamailio's workers run through app_python3 for every outbound call.
+
+kamailio.cfg calls these methods with `python_exec("<method>")`
+(https://kamailio.org/docs/modules/5.6.x/modules/app_python3.html#app_python3.f.python_exec); they
+read the call and its settings from pseudo-variables and answer in `$var(...)` variables, through the
+`KSR` module Kamailio gives the interpreter (https://www.kamailio.org/docs/tutorials/devel/kamailio-kemi-framework/).
+The decisions themselves are sip/numbers.py and sip/policy.py; this module only moves values in and
+out and spools the call log (sip/call_log.py). The boot file trunkline renders (sip/render.py,
+`kamailio_app.py` in the run directory) puts this package on the path and calls `mod_init`.
+
+Every output is set on every call: `$var` values outlive the message in a worker process.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import KSR  # type: ignore[import-not-found]  # provided by Kamailio's app_python3
+
+from trunkline.sip import numbers, policy
+from trunkline.sip.call_log import Writer
+
+# A final status the caller got → Telnyx's hangup_cause (the values of the SDK's call.hangup event,
+# telnyx.types CallHangupWebhookEvent payload.hangup_cause).
+_HANGUP_CAUSES = {
+    403: "call_rejected",
+    404: "not_found",
+    408: "timeout",
+    480: "timeout",
+    484: "not_found",
+    486: "user_busy",
+    487: "originator_cancel",
+    600: "user_busy",
+    603: "call_rejected",
+    604: "not_found",
+}
+
+
+def hangup_cause(status: int) -> str:
+    return _HANGUP_CAUSES.get(status, "unspecified")
+
+
+def _s(name: str) -> str:
+    value = KSR.pv.get(name)
+    return "" if value is None else str(value)
+
+
+def _i(name: str, default: int = 0) -> int:
+    value = KSR.pv.get(name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class App:
+    def __init__(self, spool: str) -> None:
+        self.writer = Writer(Path(spool))
+        self.dialled: numbers.Dialled | None = None
+        self.real = 0.0
+
+    def child_init(self, rank: int) -> int:
+        return 0
+
+    # -- outbound policy ------------------------------------------------------------------------
+
+    def classify(self, msg: Any, args: str = "") -> int:
+        """$rU under the caller's localization → $var(e164), $var(emergency), $var(prefixes), $var(day)."""
+        self.real = time.time()
+        dialled = numbers.classify(_s("$rU"), _s("$xavp(c=>localization)") or None)
+        self.dialled = dialled
+        now = policy.edge_now(_i("$xavp(c=>clock_offset_ms)"), self.real)
+        digits = (dialled.e164 or "")[1:]
+        prefixes = [digits[:n] for n in range(min(len(digits), 15), 0, -1)]
+        KSR.pv.sets("$var(e164)", dialled.e164 or "")
+        KSR.pv.seti("$var(emergency)", 1 if dialled.emergency else 0)
+        # Digits only, so safe inside the SQL text of the rate lookup.
+        KSR.pv.sets("$var(prefixes)", ",".join(f"'{p}'" for p in prefixes) or "''")
+        KSR.pv.sets("$var(day)", f"{now:%Y-%m-%d}")
+        return 1
+
+    def police(self, msg: Any, args: str = "") -> int:
+        """The profile's rules → $var(rcode) 0 (admitted) or a refusal; the calls_per_cld counter."""
+        dialled = self.dialled or numbers.Dialled(None, (), False)
+        profile = policy.Profile.from_view(
+            whitelist=_s("$xavp(c=>whitelist)"),
+            max_rate=_s("$xavp(c=>max_rate)"),
+            spend_limit=_s("$xavp(c=>spend_limit)"),
+            window_start=_s("$xavp(c=>window_start)"),
+            window_end=_s("$xavp(c=>window_end)"),
+            calls_per_cld=_s("$xavp(c=>calls_per_cld)"),
+        )
+        verdict = policy.police(
+            dialled=dialled,
+            profile=profile,
+            profile_id=_s("$var(ovp)"),
+            rate_deck=_i("$xavp(c=>rate_deck)") > 0,
+            rate=_rate(_s("$var(rate)")),
+            spent_nanos=_i("$var(spent)"),
+            now=policy.edge_now(_i("$xavp(c=>clock_offset_ms)"), self.real),
+        )
+        if isinstance(verdict, policy.Refusal):
+            _refuse(verdict)
+            KSR.pv.sets("$var(cldkey)", "")
+            KSR.pv.seti("$var(cldmax)", -1)
+            KSR.pv.seti("$var(cldttl)", 0)
+        else:
+            KSR.pv.seti("$var(rcode)", 0)
+            KSR.pv.sets("$var(cldkey)", verdict.cld_key)
+            KSR.pv.seti("$var(cldmax)", verdict.cld_limit)
+            KSR.pv.seti("$var(cldttl)", verdict.cld_ttl)
+        ani = _s("$xavp(c=>ani_override)")
+        applies = policy.applies_ani_override(
+            ani, _s("$xavp(c=>ani_override_type)"), emergency=dialled.emergency
+        )
+        KSR.pv.sets("$var(ani)", ani if applies else "")
+        return 1
+
+    def invalid(self, msg: Any, args: str = "") -> int:
+        _refuse(policy.invalid_number())
+        return 1
+
+    def cld_exceeded(self, msg: Any, args: str = "") -> int:
+        _refuse(policy.cld_refusal())
+        return 1
+
+    # -- the call log -----------------------------------------------------------------------------
+
+    def _start(self, offset_ms: int) -> tuple[str, int, dict[str, Any]]:
+        localization = _s("$xavp(c=>localization)") or None
+        dialled = self.dialled
+        cld = dialled.e164 if dialled is not None and dialled.e164 else _s("$rU")
+        caller = _s("$fU")
+        return (
+            str(uuid.uuid4()),
+            int((time.time()) * 1000) + offset_ms,
+            {
+                "user_id": _s("$var(account)"),
+                "connection_id": _s("$var(caller)"),
+                "call_session_id": str(uuid.uuid4()),
+                "sip_call_id": _s("$ci"),
+                "direction": "outbound",
+                "cli": numbers.e164_or_raw(caller, localization) if caller else "",
+                "cld": cld,
+                "destination_country": dialled.countries[0] if dialled and dialled.countries else None,
+                "rate": _s("$var(rate)") or None,
+            },
+        )
+
+    def admitted(self, msg: Any, args: str = "") -> int:
+        """Spool the start of an admitted call; its dialog keeps the record id for later events."""
+        offset = _i("$xavp(c=>clock_offset_ms)")
+        record_id, at, data = self._start(offset)
+        self.writer.write((record_id, "start", at, data))
+        KSR.pv.sets("$dlg_var(rec)", record_id)
+        KSR.pv.sets("$dlg_var(off)", str(offset))
+        self.dialled = None
+        return 1
+
+    def refused(self, msg: Any, args: str = "") -> int:
+        """Spool a refused attempt of a recognised connection: start and end at once."""
+        if not _s("$var(caller)") or not _s("$var(account)"):
+            return 1
+        offset = _i("$xavp(c=>clock_offset_ms)")
+        record_id, at, data = self._start(offset)
+        status = _i("$var(code)")
+        end = {
+            "sip_status": status,
+            "sip_reason": _s("$var(reason)"),
+            "d_code": _s("$var(dcode)") or None,
+            "hangup_cause": hangup_cause(status),
+            "hangup_source": "callee",
+        }
+        self.writer.write((record_id, "start", at, data), (record_id, "end", at, end))
+        self.dialled = None
+        return 1
+
+    def answered(self, msg: Any, args: str = "") -> int:
+        record_id = _s("$dlg_var(rec)")
+        if record_id:
+            at = int(time.time() * 1000) + _i("$dlg_var(off)")
+            self.writer.write((record_id, "answer", at, {}))
+        return 1
+
+    def ended(self, msg: Any, args: str = "") -> int:
+        """A call that was answered ended: BYE from either side, or the dialog's timeout."""
+        record_id = _s("$dlg_var(rec)")
+        if record_id:
+            at = int(time.time() * 1000) + _i("$dlg_var(off)")
+            end = {
+                "sip_status": 200,
+                "sip_reason": "OK",
+                "d_code": None,
+                "hangup_cause": "normal_clearing",
+                "hangup_source": _s("$var(hsrc)") or "unknown",
+            }
+            self.writer.write((record_id, "end", at, end))
+        return 1
+
+    def failed(self, msg: Any, args: str = "") -> int:
+        """An admitted call that got no answer: the final status the caller got, $var(fcode)/$var(freason)."""
+        record_id = _s("$dlg_var(rec)")
+        if record_id:
+            status = _i("$var(fcode)")
+            at = int(time.time() * 1000) + _i("$dlg_var(off)")
+            end = {
+                "sip_status": status,
+                "sip_reason": _s("$var(freason)"),
+                "d_code": None,
+                "hangup_cause": hangup_cause(status),
+                "hangup_source": "caller" if status == 487 else "callee",
+            }
+            self.writer.write((record_id, "end", at, end))
+        return 1
+
+
+def _refuse(refusal: policy.Refusal) -> None:
+    KSR.pv.seti("$var(rcode)", refusal.status)
+    KSR.pv.sets("$var(rreason)", refusal.reason)
+    KSR.pv.sets("$var(rdcode)", refusal.code)
+
+
+def _rate(text: str) -> Decimal | None:
+    try:
+        return Decimal(text) if text else None
+    except InvalidOperation:
+        return None
