@@ -25,6 +25,7 @@ from trunkline.http.routes import (
     fqdns,
     ips,
     outbound_voice_profiles,
+    phone_numbers,
 )
 from trunkline.store import ids
 from trunkline.store.db import Database, DatabaseUnavailable
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outbound_voice_profiles.router,
         active_calls.router,
         detail_records.router,
+        phone_numbers.router,
     ]:
         app.include_router(
             router,

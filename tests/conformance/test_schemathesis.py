@@ -28,6 +28,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
+from tests.conformance.test_phone_numbers import add_numbers, fresh_number
 from tests.conftest import Account
 from tests.server import LiveServer
 
@@ -96,6 +97,17 @@ def seed_records(http: httpx.Client) -> list[dict[str, Any]]:
     return operations
 
 
+def seed_numbers(database_url: str, user_id: str) -> list[dict[str, Any]]:
+    """Numbers come from the operator, not the API: two added through the store, one kept, one to delete."""
+    kept, doomed = (n["id"] for n in add_numbers(database_url, user_id, fresh_number(), fresh_number()))
+    item = "/v2/phone_numbers/{id}"
+    return [
+        {"include-name": f"GET {item}", "parameters": {"id": kept}},
+        {"include-name": f"PATCH {item}", "parameters": {"id": kept}},
+        {"include-name": f"DELETE {item}", "parameters": {"id": doomed}},
+    ]
+
+
 def run_schemathesis(server: LiveServer, account: Account) -> Run:
     config = SchemathesisConfig.from_dict(
         {
@@ -106,7 +118,10 @@ def run_schemathesis(server: LiveServer, account: Account) -> Run:
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
             "warnings": False,
-            "operations": seed_records(account.http),
+            "operations": [
+                *seed_records(account.http),
+                *seed_numbers(server.settings.database_url, account.user_id),
+            ],
         }
     )
     schema = schemathesis.openapi.from_url(f"{server.api}/openapi.json", config=config)

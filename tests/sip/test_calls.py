@@ -276,6 +276,8 @@ def test_simultaneous_invites_take_an_accounts_last_channel_once_d1(sip_edge: Ed
 
 def _registered_phone(edge: Edge, client: telnyx.Telnyx, address: str, **fields: Any) -> tuple[str, int]:
     user = new_user()
+    # Calls between the account's own connections: SIP URI calling must allow them (D30 otherwise).
+    fields.setdefault("sip_uri_calling_preference", "internal")
     client.credential_connections.create(connection_name=user, user_name=user, password=PASSWORD, **fields)
     port = free_udp_tcp_port(address)
     assert edge.register(user, PASSWORD, local_ip=address, local_port=port).returncode == 0

@@ -389,7 +389,11 @@ def test_supervisor_replaces_a_kamailio_that_stops_answering(sip_edge: Edge) -> 
 def test_call_to_a_registered_user_reaches_the_phone_within_its_inbound_channel_limit(sip_edge: Edge) -> None:
     client, user = sip_edge.account(), new_user()
     client.credential_connections.create(
-        connection_name=user, user_name=user, password=PASSWORD, inbound={"channel_limit": 1}
+        connection_name=user,
+        user_name=user,
+        password=PASSWORD,
+        inbound={"channel_limit": 1},
+        sip_uri_calling_preference="internal",
     )
     caller = ip_connection(client, "127.0.0.20")
     eventually(lambda: in_acl(sip_edge, "127.0.0.20", caller), timeout=3)

@@ -52,3 +52,32 @@ def test_agrees_with_phonenumbers_over_a_sample() -> None:
         got = numbers.classify(e164, "US")
         assert got.e164 == e164, region
         assert region in got.countries, region
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [("+e164", "+13125550100"), ("e164", "13125550100"), ("national", "3125550100"), ("sip_username", "bob")],
+)
+def test_dnis_formats(fmt: str, expected: str) -> None:
+    assert numbers.dnis("+13125550100", fmt, "bob") == expected
+
+
+def test_national_dnis_of_a_gb_number_keeps_its_trunk_prefix() -> None:
+    assert numbers.dnis("+442071838750", "national", "") == "02071838750"
+
+
+@pytest.mark.parametrize(
+    ("caller", "called", "fmt", "expected"),
+    [
+        ("+13125550199", "+13125550100", "+E.164", "+13125550199"),
+        ("+13125550199", "+13125550100", "E.164", "13125550199"),
+        ("+13125550199", "+13125550100", "E.164-national", "3125550199"),
+        ("+13125550199", "+13125550100", "+E.164-national", "3125550199"),
+        ("+442071838750", "+13125550100", "+E.164-national", "+442071838750"),
+        ("+442071838750", "+13125550100", "E.164-national", "442071838750"),
+        ("13125550199", "+13125550100", "+E.164", "+13125550199"),
+        ("anonymous", "+13125550100", "+E.164", "anonymous"),
+    ],
+)
+def test_ani_formats(caller: str, called: str, fmt: str, expected: str) -> None:
+    assert numbers.ani(caller, called, fmt) == expected

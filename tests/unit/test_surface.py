@@ -1,5 +1,5 @@
-"""The API surface is exactly Telnyx's 36 SIP-connection operations and its two call-record
-operations, plus our operational endpoints."""
+"""The API surface is exactly Telnyx's 36 SIP-connection operations, its two call-record operations and
+four of its phone-number operations, plus our operational endpoints."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ CALL_RECORD_OPERATIONS = {
     ("GET", "/v2/connections/{connection_id}/active_calls"),
 }
 
+# The subset of Telnyx's phone-number resource over the operator's inventory (docs/numbers.md).
+PHONE_NUMBER_OPERATIONS = {
+    ("GET", "/v2/phone_numbers"),
+    ("GET", "/v2/phone_numbers/{id}"),
+    ("PATCH", "/v2/phone_numbers/{id}"),
+    ("DELETE", "/v2/phone_numbers/{id}"),
+}
+
 
 def _operations() -> dict[tuple[str, str], dict]:
     app = create_app(Settings(database_url="sqlite:///:memory:"))
@@ -68,7 +76,7 @@ def _operations() -> dict[tuple[str, str], dict]:
 
 def test_app_serves_exactly_the_telnyx_operations() -> None:
     assert len(TELNYX_OPERATIONS) == 36
-    assert set(_operations()) == TELNYX_OPERATIONS | CALL_RECORD_OPERATIONS
+    assert set(_operations()) == TELNYX_OPERATIONS | CALL_RECORD_OPERATIONS | PHONE_NUMBER_OPERATIONS
 
 
 def test_every_operation_has_a_summary_and_documents_its_errors() -> None:

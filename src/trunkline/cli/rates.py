@@ -180,6 +180,7 @@ def import_(
         Path,
         typer.Argument(
             help="A CSV file with the header prefix,rate,description (description optional), UTF-8.",
+            metavar="FILE.csv",
             show_default=False,
         ),
     ],
@@ -293,7 +294,10 @@ def list_(
 @app.command()
 def lookup(
     number: Annotated[
-        str, typer.Argument(help="The number to rate, as +E.164 or its digits, e.g. +442071838750.")
+        str,
+        typer.Argument(
+            help="The number to rate, as +E.164 or its digits, e.g. +442071838750.", metavar="NUMBER"
+        ),
     ],
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:

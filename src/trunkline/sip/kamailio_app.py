@@ -128,6 +128,27 @@ class App:
         _refuse(policy.cld_refusal())
         return 1
 
+    # -- inbound calls --------------------------------------------------------------------------
+
+    def inbound_number(self, msg: Any, args: str = "") -> int:
+        """The number a carrier called ($rU) → $var(e164), "" when it is no valid number."""
+        self.real = time.time()
+        dialled = numbers.classify(_s("$rU"), None)
+        self.dialled = dialled
+        KSR.pv.sets("$var(e164)", dialled.e164 or "")
+        return 1
+
+    def inbound_formats(self, msg: Any, args: str = "") -> int:
+        """The connection's number formats → $var(dnis) (request URI and To), $var(aniuser) (From, PAI)."""
+        e164 = _s("$var(e164)")
+        KSR.pv.sets(
+            "$var(dnis)", numbers.dnis(e164, _s("$xavp(ib=>dnis_format)"), _s("$xavp(ib=>user_name)"))
+        )
+        caller = _s("$fU")
+        formatted = numbers.ani(caller, e164, _s("$xavp(ib=>ani_format)")) if caller else caller
+        KSR.pv.sets("$var(aniuser)", formatted)
+        return 1
+
     # -- the call log -----------------------------------------------------------------------------
 
     def _start(self, offset_ms: int) -> tuple[str, int, dict[str, Any]]:
@@ -143,7 +164,7 @@ class App:
                 "connection_id": _s("$var(caller)"),
                 "call_session_id": str(uuid.uuid4()),
                 "sip_call_id": _s("$ci"),
-                "direction": "outbound",
+                "direction": _s("$var(direction)") or "outbound",
                 "cli": numbers.e164_or_raw(caller, localization) if caller else "",
                 "cld": cld,
                 "destination_country": dialled.countries[0] if dialled and dialled.countries else None,
@@ -163,7 +184,7 @@ class App:
 
     def refused(self, msg: Any, args: str = "") -> int:
         """Spool a refused attempt of a recognised connection: start and end at once."""
-        if not _s("$var(caller)") or not _s("$var(account)"):
+        if not _s("$var(account)"):
             return 1
         offset = _i("$xavp(c=>clock_offset_ms)")
         record_id, at, data = self._start(offset)

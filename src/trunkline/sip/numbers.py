@@ -70,3 +70,45 @@ def countries_of(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
 def e164_or_raw(user: str, localization: str | None) -> str:
     """A caller or callee number as records show it: +E.164 when it is a valid number, else as sent."""
     return classify(user, localization).e164 or user
+
+
+# --- inbound number formats ---------------------------------------------------------------------
+# "SIP Connection Number Formats", https://support.telnyx.com/en/articles/1130706-sip-connection-number-formats:
+# the called number (DNIS: request URI and To) as `+e164`, `e164`, `national` or the credential
+# connection's `sip_username`; the caller (ANI: From and P-Asserted-Identity) as `+E.164`, `E.164`, or
+# national when both numbers are US ones and (+)E.164 otherwise (`+E.164-national`, `E.164-national`).
+
+
+def national(e164: str) -> str:
+    """The digits a caller in the number's own country dials: 3125550100, 02071838750."""
+    number = phonenumbers.parse(e164)
+    text = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def dnis(e164: str, fmt: str, user_name: str) -> str:
+    if fmt == "sip_username" and user_name:
+        return user_name
+    if fmt == "national":
+        return national(e164)
+    if fmt == "+e164":
+        return e164
+    return e164.removeprefix("+")
+
+
+def ani(caller: str, called_e164: str, fmt: str) -> str:
+    """The caller's number for the connection; a caller that is no valid number is passed as sent."""
+    e164 = classify(caller, None).e164 if not caller.startswith("+") else classify(caller, "US").e164
+    if e164 is None:
+        return caller
+    both_us = _country(e164) == "US" and _country(called_e164) == "US"
+    if fmt.endswith("-national") and both_us:
+        return national(e164)
+    return e164 if fmt.startswith("+") else e164.removeprefix("+")
+
+
+def _country(e164: str) -> str | None:
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+    except phonenumbers.NumberParseException:
+        return None

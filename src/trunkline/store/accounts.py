@@ -15,10 +15,12 @@ from trunkline.store.db import Conn
 from trunkline.store.locks import Lock, locking
 from trunkline.store.schema import (
     access_ip_range,
+    call_record,
     connection,
     fqdn,
     ip,
     outbound_voice_profile,
+    phone_number,
     sip_credential,
     virtual_registration,
 )
@@ -26,11 +28,15 @@ from trunkline.store.schema import (
 # Children before parents: the order store/locks.py sets for every writer. A concurrent IP or FQDN
 # write holds its own row before its connection's, a connection write holds the connection before its
 # profile's REFERENCE lock, so taking the rows in this order makes no cycle with any of them.
-_LOCK_ORDER = (ip, fqdn, connection, outbound_voice_profile)
+# Phone numbers first: a connection's DELETE sets its numbers' connection_id to NULL (a child row
+# locked after the parent), and a PATCH of a number locks the number before the connection it names.
+_LOCK_ORDER = (phone_number, ip, fqdn, connection, outbound_voice_profile)
 
 
 async def wipe(conn: Conn, *, user_id: str | None) -> dict[str, int]:
-    """Delete the account's records (every account's when `user_id` is None); API keys stay.
+    """Delete the account's records (every account's when `user_id` is None); API keys stay, and so
+    do its phone numbers (the operator's inventory: `trunkline numbers`), unassigned with their
+    connections. Its call records go.
 
     One statement per table. On PostgreSQL the rows are first locked table by table in the order
     above, each table's rows in id order, so two resets of one account, or a reset and an API write,
@@ -57,6 +63,7 @@ async def wipe(conn: Conn, *, user_id: str | None) -> dict[str, int]:
         "connections": await delete(connection),
         "outbound_voice_profiles": await delete(outbound_voice_profile),
         "access_ip_ranges": await delete(access_ip_range),
+        "call_records": await delete(call_record),
     }
     if counts["ips"] or counts["fqdns"] or counts["connections"]:
         await changes.bump(conn, changes.ACL)  # a running SIP edge reloads its address ACL

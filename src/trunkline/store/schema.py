@@ -313,3 +313,21 @@ clock_offset = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("offset_ms", sa.BigInteger, nullable=False),
 )
+
+# Phone numbers the operator keeps (`trunkline numbers add`), each belonging to one account and
+# assigned to at most one of its connections (Telnyx's phone-number resource, the subset in
+# docs/numbers.md). Deleting a connection unassigns its numbers. The SIP edge routes inbound calls
+# by `phone_number` (view kam_number).
+phone_number = sa.Table(
+    "phone_number",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("phone_number", sa.String(16), nullable=False, unique=True),  # +E.164
+    sa.Column(
+        "connection_id", Id, sa.ForeignKey("connection.id", ondelete="SET NULL"), nullable=True, index=True
+    ),
+    sa.Column("document", sa.Text, nullable=False),
+    *_stamps(),
+    sa.Index("ix_phone_number_user_id_created_at_id", "user_id", "created_at", "id"),
+)

@@ -23,6 +23,7 @@ from trunkline.store import connections as store
 from trunkline.store import fqdns as store_fqdns
 from trunkline.store import ips as store_ips
 from trunkline.store import outbound_voice_profiles as store_profiles
+from trunkline.store import phone_numbers as store_numbers
 from trunkline.store.db import Conn
 from trunkline.store.locks import Lock
 from trunkline.store.paging import Page, PageResult
@@ -201,10 +202,12 @@ async def update(
 async def delete(conn: Conn, user_id: str, spec: KindSpec, id: str) -> dict[str, Any]:
     """Delete a connection with its IPs, FQDNs and credentials, in one transaction.
 
-    The connection's endpoints are locked before the connection (store/locks.py's order); the foreign
-    keys cascade to them. A second DELETE of the same connection finds nothing: 404.
+    The connection's phone numbers and endpoints are locked before the connection (store/locks.py's
+    order); the foreign keys unassign the numbers and cascade to the rest. A second DELETE of the same
+    connection finds nothing: 404.
     """
     await _get_row(conn, user_id, spec, id)  # this account's, of this kind: else 404, nothing locked
+    await store_numbers.lock_on_connection(conn, connection_id=id)
     if spec.endpoint is not None:
         await ENDPOINT_STORES[spec.endpoint].lock_on_connection(conn, connection_id=id)
     row = await _get_row(conn, user_id, spec, id, lock=Lock.DELETE)
