@@ -209,9 +209,13 @@ def test_inbound_channel_limit_is_486_d4(sip_edge: Edge, pbxs: Any) -> None:
         stderr=subprocess.DEVNULL,
         cwd=sip_edge.workdir,
     )
-    eventually(lambda: sip_edge.calls_of(conn_id, profile="inc") == 1, timeout=10)
-    assert finals(carrier_call(sip_edge, number)) == ["SIP/2.0 486 User Busy D4"]
-    assert held.wait(timeout=30) == 0
+    try:
+        eventually(lambda: sip_edge.calls_of(conn_id, profile="inc") == 1, timeout=10)
+        assert finals(carrier_call(sip_edge, number)) == ["SIP/2.0 486 User Busy D4"]
+        assert held.wait(timeout=30) == 0
+    finally:
+        if held.poll() is None:
+            held.kill()
 
 
 def test_inactive_unassigned_and_unknown_numbers(sip_edge: Edge, pbxs: Any) -> None:
@@ -251,9 +255,13 @@ def test_a_number_of_a_credential_connection_rings_its_registered_phone(sip_edge
          "-m", "1", "-nostdin", "-trace_msg", "-message_file", str(log)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=sip_edge.workdir,
     )  # fmt: skip
-    answered = carrier_call(sip_edge, number)
-    assert finals(answered)[0] == "SIP/2.0 200 OK", answered.status_lines
-    assert phone.wait(timeout=20) == 0
+    try:
+        answered = carrier_call(sip_edge, number)
+        assert finals(answered)[0] == "SIP/2.0 200 OK", answered.status_lines
+        assert phone.wait(timeout=20) == 0
+    finally:
+        if phone.poll() is None:
+            phone.kill()
     assert f"\nTo: <sip:{user}@" in log.read_text(errors="replace")
 
 
