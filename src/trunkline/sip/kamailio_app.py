@@ -21,6 +21,7 @@ from typing import Any
 
 import KSR  # type: ignore[import-not-found]  # provided by Kamailio's app_python3
 
+from trunkline import rating
 from trunkline.sip import numbers, policy
 from trunkline.sip.call_log import Writer
 
@@ -42,6 +43,11 @@ _HANGUP_CAUSES = {
 
 def hangup_cause(status: int) -> str:
     return _HANGUP_CAUSES.get(status, "unspecified")
+
+
+def _now_ms(offset_ms: int) -> int:
+    """The server clock in ms: real time moved by the offset the call was admitted with."""
+    return int(time.time() * 1000) + offset_ms
 
 
 def _s(name: str) -> str:
@@ -74,8 +80,7 @@ class App:
         dialled = numbers.classify(_s("$rU"), _s("$xavp(c=>localization)") or None)
         self.dialled = dialled
         now = policy.edge_now(_i("$xavp(c=>clock_offset_ms)"), self.real)
-        digits = (dialled.e164 or "")[1:]
-        prefixes = [digits[:n] for n in range(min(len(digits), 15), 0, -1)]
+        prefixes = rating.candidate_prefixes((dialled.e164 or "")[1:])
         KSR.pv.sets("$var(e164)", dialled.e164 or "")
         KSR.pv.seti("$var(emergency)", 1 if dialled.emergency else 0)
         # Digits only, so safe inside the SQL text of the rate lookup.
@@ -158,7 +163,7 @@ class App:
         caller = _s("$fU")
         return (
             str(uuid.uuid4()),
-            int((time.time()) * 1000) + offset_ms,
+            _now_ms(offset_ms),
             {
                 "user_id": _s("$var(account)"),
                 "connection_id": _s("$var(caller)"),
@@ -203,7 +208,7 @@ class App:
     def answered(self, msg: Any, args: str = "") -> int:
         record_id = _s("$dlg_var(rec)")
         if record_id:
-            at = int(time.time() * 1000) + _i("$dlg_var(off)")
+            at = _now_ms(_i("$dlg_var(off)"))
             self.writer.write((record_id, "answer", at, {}))
         return 1
 
@@ -211,7 +216,7 @@ class App:
         """A call that was answered ended: BYE from either side, or the dialog's timeout."""
         record_id = _s("$dlg_var(rec)")
         if record_id:
-            at = int(time.time() * 1000) + _i("$dlg_var(off)")
+            at = _now_ms(_i("$dlg_var(off)"))
             end = {
                 "sip_status": 200,
                 "sip_reason": "OK",
@@ -227,7 +232,7 @@ class App:
         record_id = _s("$dlg_var(rec)")
         if record_id:
             status = _i("$var(fcode)")
-            at = int(time.time() * 1000) + _i("$dlg_var(off)")
+            at = _now_ms(_i("$dlg_var(off)"))
             end = {
                 "sip_status": status,
                 "sip_reason": _s("$var(freason)"),
