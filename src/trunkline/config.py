@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./trunkline.db"
@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     sip_realm: str = "sip.trunkline.local"
+    # SIP over TLS (RFC 3261 section 26.2.1, RFC 5630) on this port of sip_host; unset: sip_port + 1
+    # (5061 beside 5060, as carriers offer it); 0: no TLS listener. Without sip_tls_cert and
+    # sip_tls_key (PEM files), the edge makes a self-signed certificate on first start (docs/sip.md).
+    sip_tls_port: int | None = Field(None, ge=0, le=65535)
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
     # Digest algorithm of the SIP edge: one per instance; SHA-256 (RFC 8760) locks out MD5-only phones.
     sip_auth_algorithm: Literal["MD5", "SHA-256"] = "MD5"
     # Where the edge sends calls that are not for a registered user: comma-separated
@@ -86,9 +92,30 @@ class Settings(BaseSettings):
     # The largest state document PUT /_trunkline/state takes (about 2.5 KB a connection).
     control_max_body_bytes: int = 64 * 1_048_576
 
+    # Webhook delivery (docs/webhooks.md): each API process runs a worker over the shared outbox
+    # unless this is off (events are still written; another instance delivers them).
+    webhook_delivery: bool = True
+    # Attempts in flight per process, and to one receiver URL: a slow receiver holds only its own.
+    webhook_concurrency: int = Field(32, ge=1, le=1024)
+    webhook_per_receiver: int = Field(4, ge=1, le=1024)
+    # How often an idle worker looks for due events.
+    webhook_poll_seconds: float = Field(0.2, gt=0)
+    # Retries: the first delay and its cap (doubling, with jitter), and how long an event is retried
+    # after it was written before it is `failed`; delivered and failed events are kept this long.
+    webhook_backoff_seconds: float = Field(1.0, gt=0)
+    webhook_backoff_cap_seconds: float = Field(300.0, gt=0)
+    webhook_retry_seconds: float = Field(86_400.0, gt=0)
+    webhook_keep_seconds: float = Field(7 * 86_400.0, gt=0)
+
     @field_validator("node_id")
     @classmethod
     def _node_in_range(cls, v: int | None) -> int | None:
         if v is not None and not 0 <= v <= 1023:
             raise ValueError("node_id must be between 0 and 1023")
         return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
+            raise ValueError("set both TRUNKLINE_SIP_TLS_CERT and TRUNKLINE_SIP_TLS_KEY, or neither")
+        return self

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 import sqlalchemy as sa
@@ -85,7 +86,24 @@ def edge_config(settings: Settings) -> EdgeConfig:
         children=settings.sip_children,
         tcp_children=settings.sip_children,
         python_path=python_path(),
+        **tls_settings(settings, base),
     )
+
+
+TLS_DIR = "tls"
+
+
+def tls_settings(settings: Settings, base: Path) -> dict[str, Any]:
+    """The TLS listener: TRUNKLINE_SIP_TLS_PORT (unset: the SIP port + 1; 0: none), with the given
+    certificate and key, or a self-signed pair kept in the edge's directory (sip/certs.py)."""
+    port = settings.sip_port + 1 if settings.sip_tls_port is None else settings.sip_tls_port
+    if port == 0:
+        return {}
+    cert, key = settings.sip_tls_cert, settings.sip_tls_key  # both or neither (config.py)
+    if cert is not None and key is not None:
+        return {"tls_port": port, "tls_cert": cert.resolve(), "tls_key": key.resolve()}
+    tls = base / TLS_DIR
+    return {"tls_port": port, "tls_cert": tls / "edge.crt", "tls_key": tls / "edge.key", "tls_generate": True}
 
 
 def python_path() -> tuple[str, ...]:

@@ -7,6 +7,7 @@ and the clock are server-wide, so this module runs on an edge and a database of 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -258,3 +259,55 @@ def test_records_show_what_sipp_did(policy_edge: Edge) -> None:
     assert first["cost"] is None  # no rate deck loaded
     assert (second["sip_status"], second["d_code"], second["hangup_cause"]) == (403, "D13", "call_rejected")
     assert second["cld"] == "+442071838752" and second["answered_at"] is None and second["call_sec"] == 0
+
+
+# --- the edge's database failing --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def view_gone(edge: Edge, view: str) -> Iterator[None]:
+    """The edge's queries of `view` fail (no such relation) until the block ends."""
+
+    async def hide(conn: Any) -> None:
+        if conn.dialect == "postgresql":
+            await conn.execute(sa.text(f"ALTER VIEW {view} RENAME TO {view}_hidden"))
+        else:
+            query = sa.text("SELECT sql FROM sqlite_master WHERE name = :v").bindparams(v=view)
+            definition = (await conn.execute(query)).scalar()
+            saved[view] = str(definition)
+            await conn.execute(sa.text(f"DROP VIEW {view}"))
+
+    async def restore(conn: Any) -> None:
+        if conn.dialect == "postgresql":
+            await conn.execute(sa.text(f"ALTER VIEW {view}_hidden RENAME TO {view}"))
+        else:
+            await conn.execute(sa.text(saved[view]))
+
+    saved: dict[str, str] = {}
+    edge.db(hide)
+    try:
+        yield
+    finally:
+        edge.db(restore)
+
+
+@pytest.mark.kamailio_errors(r"sqlops|db_sqlite|db_postgres|db_do_raw_query|kam_rate")
+def test_a_failed_database_read_is_503_not_a_refusal_that_blames_the_call(
+    policy_edge: Edge, tmp_path: Path
+) -> None:
+    """A rate lookup the database cannot answer must not read as "no rate" (403 TM1): 503, so the
+    caller's PBX retries or tries another edge, and nothing reaches the upstream."""
+    conn_id = caller(policy_edge, "127.0.0.59", {"max_destination_rate": 0.05})
+    load_deck(policy_edge, tmp_path, "1212,0.01,New York\n")
+    try:
+        number = service_name()
+        with view_gone(policy_edge, "kam_rate"):
+            assert status(dial(policy_edge, "127.0.0.59", number, refused=True)) == [
+                "SIP/2.0 503 Service Unavailable"
+            ]
+        assert not upstream_invites(policy_edge, number)
+        assert status(dial(policy_edge, "127.0.0.59", number))[-1].startswith("SIP/2.0 200")
+    finally:
+        assert trunkline(policy_edge, "rates", "clear").returncode == 0
+    first, _ = finished(policy_edge, conn_id, 2)
+    assert (first["sip_status"], first["d_code"]) == (503, None)

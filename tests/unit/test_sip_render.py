@@ -43,6 +43,9 @@ CONFIGS = {
         reply_timeout_ms=3000,
         children=4,
         tcp_children=4,
+        tls_port=5071,
+        tls_cert=Path("/etc/trunkline/edge.crt"),
+        tls_key=Path("/etc/trunkline/edge.key"),
     ),
 }
 
@@ -131,3 +134,15 @@ def test_admission_lock_has_a_lock_set_and_every_exit_under_it_unlocks() -> None
             assert not held or released, "an exit under the admission lock would leave it held"
             released = False
     assert not held
+
+
+def test_tls_is_rendered_only_with_a_listener() -> None:
+    with_tls = CONFIGS["kamailio-postgres-sha256.cfg"]
+    tls = render.tls_config(with_tls)
+    assert tls is not None
+    assert "certificate = /etc/trunkline/edge.crt" in tls and "private_key = /etc/trunkline/edge.key" in tls
+    assert "#!define WITH_TLS" in render.render(with_tls)[render.CONFIG_FILE]
+    assert "listen=tls:192.0.2.10:5071" in render.render(with_tls)[render.CONFIG_FILE]
+    plain = CONFIGS["kamailio-sqlite.cfg"]
+    assert render.tls_config(plain) is None
+    assert "#!define WITH_TLS" not in render.render(plain)[render.CONFIG_FILE]

@@ -26,6 +26,23 @@ from trunkline.sip.kamailio_app import App
 def mod_init():
     return App({spool!r})
 """
+# The tls module's own file (https://kamailio.org/docs/modules/5.6.x/modules/tls.html, "tls.cfg"):
+# TLS 1.2 or newer. Clients (phones, PBXs) are not asked for certificates, and the edge does not check
+# a PBX's certificate when it calls one over TLS: PBXs commonly present self-signed ones.
+TLS_TEMPLATE = """\
+# Rendered by trunkline.sip.render: the tls module's configuration. Do not edit.
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {cert}
+private_key = {key}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -44,6 +61,13 @@ def python_boot(config: EdgeConfig) -> str:
     return BOOT_TEMPLATE.format(paths=list(config.python_path), spool=str(config.call_spool))
 
 
+def tls_config(config: EdgeConfig) -> str | None:
+    """The tls module's file (written to config.tls_config); None without a TLS listener."""
+    if config.tls_port is None or config.tls_cert is None or config.tls_key is None:
+        return None
+    return TLS_TEMPLATE.format(cert=config.tls_cert, key=config.tls_key)
+
+
 def dispatcher_list(config: EdgeConfig) -> str | None:
     """The upstreams as dispatcher's list file (written to config.dispatcher_list); None without any."""
     return upstreams.dispatcher_list(config.upstreams) if config.upstreams else None
@@ -55,6 +79,8 @@ def values(config: EdgeConfig) -> dict[str, str]:
         defines.append("#!define WITH_SHA256")
     if config.upstreams:
         defines.append("#!define WITH_UPSTREAM")
+    if config.tls_port is not None:
+        defines.append("#!define WITH_TLS")
     files = config.sqlite_files
     app_path, edge_path = files if files else ("", "")
     return {
@@ -69,6 +95,8 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "tcp_children": str(config.tcp_children),
         "sip_host": config.sip_host,
         "sip_port": str(config.sip_port),
+        "tls_port": str(config.tls_port or 0),
+        "tls_config": str(config.tls_config),
         "run_dir": str(config.run_dir),
         "rpc_socket": str(config.rpc_socket),
         # db_mode 2 (write-back) on SQLite keeps one Kamailio writer; 1 (write-through) on PostgreSQL.

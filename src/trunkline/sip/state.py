@@ -63,6 +63,12 @@ class EdgeConfig:
     children: int = 2
     tcp_children: int = 2
     debug: int = 1
+    # The TLS listener's port (None: no TLS) and its certificate and private key (PEM files). With
+    # tls_generate the two are made, self-signed, when missing (sip/certs.py).
+    tls_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_generate: bool = False
     # Directories Kamailio's embedded Python needs on its path, after its own standard library: the
     # one holding the `trunkline` package and the one holding `phonenumbers` (sip/kamailio_app.py).
     python_path: tuple[str, ...] = ()
@@ -75,6 +81,11 @@ class EdgeConfig:
     def python_boot(self) -> Path:
         """The script app_python3 loads (rendered by sip/render.py)."""
         return self.run_dir / "kamailio_app.py"
+
+    @property
+    def tls_config(self) -> Path:
+        """The tls module's configuration file (rendered by sip/render.py)."""
+        return self.run_dir / "tls.cfg"
 
     @property
     def call_spool(self) -> Path:

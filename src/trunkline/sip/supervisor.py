@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from trunkline.sip import edge_db, render
+from trunkline.sip import certs, edge_db, render
 from trunkline.sip.owner import DirectoryLock
 from trunkline.sip.rpc import KamailioError, RpcClient
 from trunkline.sip.state import EdgeConfig
@@ -31,6 +31,7 @@ log = logging.getLogger("trunkline.sip")
 
 INSTALL_HINT = (
     "apt-get install -y kamailio kamailio-sqlite-modules kamailio-postgres-modules kamailio-python3-modules"
+    " kamailio-tls-modules"
     " (then `systemctl disable --now kamailio`: the package's own service would take port 5060)"
 )
 # Kamailio waits ser_kill_timeout (5 s, set in the config) for its children after SIGTERM.
@@ -129,6 +130,14 @@ class Supervisor:
         if (gateways := render.dispatcher_list(self.config)) is not None:
             _write_atomically(self.config.dispatcher_list, gateways)
         _write_atomically(self.config.python_boot, render.python_boot(self.config))
+        # And the tls module, which reads its file, certificate and key.
+        config = self.config
+        if config.tls_generate and config.tls_cert and config.tls_key:
+            certs.ensure_self_signed(
+                config.tls_cert, config.tls_key, host=config.sip_host, realm=config.realm
+            )
+        if (tls := render.tls_config(config)) is not None:
+            _write_atomically(config.tls_config, tls)
         for name, text in render.render(self.config).items():
             candidate = self.workdir / f".{name}.new"
             candidate.write_text(text)
