@@ -29,6 +29,7 @@ from trunkline.http.routes import (
 )
 from trunkline.store import ids
 from trunkline.store.db import Database, DatabaseUnavailable
+from trunkline.webhooks.worker import Worker as WebhookWorker
 
 API_PREFIX = "/v2"
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.auth = Authenticator(db, ttl=settings.key_cache_seconds)
         app.state.front_door = FrontDoor(settings, db)
         await app.state.front_door.start()
+        # Delivers the webhook outbox (docs/webhooks.md); off: another instance delivers it.
+        webhooks = WebhookWorker.from_settings(db, settings).start() if settings.webhook_delivery else None
         # Long-lived startup objects out of the collector's sight: a full collection then walks only
         # what requests allocate (measured: a 90 ms pause every ~20,000 requests without this).
         gc.collect()
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if webhooks is not None:
+                await webhooks.stop()
             await app.state.front_door.stop()
             await db.dispose()
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     sip_realm: str = "sip.trunkline.local"
+    # SIP subdomains: `sip:anything@<inbound.sip_subdomain>.<sip_domain>` reaches that connection
+    # (https://developers.telnyx.com/docs/voice/sip-trunking/features/sip-subdomains; docs/sip.md).
+    sip_domain: str = Field("sip.trunkline.local", pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
     # SIP over TLS (RFC 3261 section 26.2.1, RFC 5630) on this port of sip_host; unset: sip_port + 1
     # (5061 beside 5060, as carriers offer it); 0: no TLS listener. Without sip_tls_cert and
     # sip_tls_key (PEM files), the edge makes a self-signed certificate on first start (docs/sip.md).

@@ -71,6 +71,7 @@ def edge_config(settings: Settings) -> EdgeConfig:
         sip_host=settings.sip_host,
         sip_port=settings.sip_port,
         realm=settings.sip_realm,
+        sip_domain=settings.sip_domain,
         engine="sqlite" if sqlite else "postgres",
         app_db_url=app_url,
         edge_db_url="sqlite://" + str(base / EDGE_DB_FILE) if sqlite else app_url,

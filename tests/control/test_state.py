@@ -121,6 +121,7 @@ def test_reset_deletes_every_record_keeps_the_key_and_bumps_the_acl(
         "outbound_voice_profiles": 1,
         "access_ip_ranges": 1,
         "call_records": 0,
+        "webhook_events": 0,
         "requests": 10,  # populate made nine, then one GET
         "faults": 1,
     }

@@ -67,6 +67,26 @@ def test_the_next_reload_waits_for_the_next_wall_clock_second() -> None:
     assert kam.calls == 2
 
 
+def test_a_reload_taken_in_a_later_second_pushes_the_next_one_past_that_second() -> None:
+    clock = Clock(1000.9)
+    kam = FakeKamailio(clock)
+
+    async def slow_reload() -> None:
+        clock.now += 0.4  # Kamailio takes it 0.4 s later: the first one at 1001.3, in the next second
+        await kam.reload()
+
+    reloader = Reloader(slow_reload, clock=clock)
+    reloader.request()
+    assert run(reloader.tick())
+    reloader.request()
+    clock.now = 1001.5
+    assert not run(reloader.tick())
+    assert kam.calls == 1 and reloader.refusals == 0  # not sent into a certain "ongoing reload"
+    clock.now = 1002.01
+    assert run(reloader.tick())
+    assert reloader.refusals == 0
+
+
 def test_ongoing_reload_is_retried_after_the_second_turns() -> None:
     clock = Clock(1000.5)
     kam = FakeKamailio(clock)

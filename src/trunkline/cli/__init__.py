@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trunkline.cli import access_ranges, accounts, calls, db, keys, numbers, rates, serve, sip
+from trunkline.cli import access_ranges, accounts, calls, db, keys, numbers, rates, serve, sip, webhooks
 
 app = typer.Typer(
     name="trunkline",
@@ -21,6 +21,7 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(calls.app, name="calls")
 app.add_typer(rates.app, name="rates")
 app.add_typer(numbers.app, name="numbers")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:

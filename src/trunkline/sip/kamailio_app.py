@@ -144,11 +144,15 @@ class App:
         return 1
 
     def inbound_formats(self, msg: Any, args: str = "") -> int:
-        """The connection's number formats → $var(dnis) (request URI and To), $var(aniuser) (From, PAI)."""
+        """The connection's number formats → $var(dnis) (request URI and To), $var(aniuser) (From, PAI).
+        Without a number ($var(e164) empty: a call to a SIP subdomain) the user part goes as it came."""
         e164 = _s("$var(e164)")
-        KSR.pv.sets(
-            "$var(dnis)", numbers.dnis(e164, _s("$xavp(ib=>dnis_format)"), _s("$xavp(ib=>user_name)"))
-        )
+        if e164:
+            called = numbers.dnis(e164, _s("$xavp(ib=>dnis_format)"), _s("$xavp(ib=>user_name)"))
+        else:
+            self.dialled = None  # the record's called party is then $rU (_start)
+            called = _s("$rU")
+        KSR.pv.sets("$var(dnis)", called)
         caller = _s("$fU")
         formatted = numbers.ani(caller, e164, _s("$xavp(ib=>ani_format)")) if caller else caller
         KSR.pv.sets("$var(aniuser)", formatted)

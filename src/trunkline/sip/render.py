@@ -90,6 +90,7 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "app_db_path": app_path,
         "edge_db_path": edge_path,
         "realm": _subst_safe(config.realm),
+        "sip_domain": _subst_safe(config.sip_domain.lower()),
         "debug": str(config.debug),
         "children": str(config.children),
         "tcp_children": str(config.tcp_children),

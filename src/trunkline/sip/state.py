@@ -63,6 +63,9 @@ class EdgeConfig:
     children: int = 2
     tcp_children: int = 2
     debug: int = 1
+    # The domain under which `inbound.sip_subdomain` names a connection (request URI host
+    # `<subdomain>.<sip_domain>`).
+    sip_domain: str = "sip.trunkline.local"
     # The TLS listener's port (None: no TLS) and its certificate and private key (PEM files). With
     # tls_generate the two are made, self-signed, when missing (sip/certs.py).
     tls_port: int | None = None

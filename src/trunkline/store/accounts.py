@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from trunkline.store import changes
+from trunkline.store import changes, webhook_outbox
 from trunkline.store.access_ip_ranges import TOPIC as ACCESS_TOPIC
 from trunkline.store.db import Conn
 from trunkline.store.locks import Lock, locking
@@ -36,7 +36,7 @@ _LOCK_ORDER = (phone_number, ip, fqdn, connection, outbound_voice_profile)
 async def wipe(conn: Conn, *, user_id: str | None) -> dict[str, int]:
     """Delete the account's records (every account's when `user_id` is None); API keys stay, and so
     do its phone numbers (the operator's inventory: `trunkline numbers`), unassigned with their
-    connections. Its call records go.
+    connections. Its call records go, and its webhook events, delivered or not (store/webhook_outbox.py).
 
     One statement per table. On PostgreSQL the rows are first locked table by table in the order
     above, each table's rows in id order, so two resets of one account, or a reset and an API write,
@@ -64,6 +64,7 @@ async def wipe(conn: Conn, *, user_id: str | None) -> dict[str, int]:
         "outbound_voice_profiles": await delete(outbound_voice_profile),
         "access_ip_ranges": await delete(access_ip_range),
         "call_records": await delete(call_record),
+        "webhook_events": await webhook_outbox.wipe(conn, user_id=user_id),
     }
     if counts["ips"] or counts["fqdns"] or counts["connections"]:
         await changes.bump(conn, changes.ACL)  # a running SIP edge reloads its address ACL

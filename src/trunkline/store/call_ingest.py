@@ -4,6 +4,10 @@ Events arrive at least once and in order per edge. Every step is idempotent: a `
 record unless it exists; an `answer` moves only a ringing record; an `end` finishes only an
 unfinished one, and only that transition rates the call and adds its cost to the connection's spend
 for the UTC day it finished on, in the same transaction, so a replayed event never bills twice.
+
+Each transition that happened (one row changed) also writes its webhook events to the outbox
+(store/webhook_outbox.py) in the same transaction: an event exists exactly when its transition does,
+once, however often the log is replayed (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from trunkline import rating
 from trunkline.sip.state import CallEvent as Event
-from trunkline.store import ids
+from trunkline.store import ids, webhook_outbox
 from trunkline.store.db import Conn
 from trunkline.store.schema import call_record, connection_spend
 
@@ -34,11 +38,13 @@ async def ingest(conn: Conn, events: Sequence[Event]) -> None:
         if event.kind == "start":
             await _start(conn, event)
         elif event.kind == "answer":
-            await conn.execute(
+            done = await conn.execute(
                 call_record.update()
                 .where(call_record.c.id == event.record_id, call_record.c.state == "ringing")
                 .values(state="answered", answered_at=stamp(event.at_ms), updated_at=ids.now())
             )
+            if done.rowcount == 1:
+                await webhook_outbox.enqueue_call_events(conn, event.record_id, "answer")
         elif event.kind == "end":
             await _end(conn, event)
 
@@ -46,7 +52,7 @@ async def ingest(conn: Conn, events: Sequence[Event]) -> None:
 async def _start(conn: Conn, event: Event) -> None:
     d = event.data
     dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
-    await conn.execute(
+    done = await conn.execute(
         dialect_insert(call_record)
         .values(
             id=event.record_id,
@@ -67,6 +73,8 @@ async def _start(conn: Conn, event: Event) -> None:
         )
         .on_conflict_do_nothing(index_elements=[call_record.c.id])
     )
+    if done.rowcount == 1:
+        await webhook_outbox.enqueue_call_events(conn, event.record_id, "start")
 
 
 async def _end(conn: Conn, event: Event) -> None:
@@ -105,8 +113,11 @@ async def _end(conn: Conn, event: Event) -> None:
             updated_at=ids.now(),
         )
     )
-    if done.rowcount == 1 and cost and row.connection_id:
+    if done.rowcount != 1:
+        return
+    if cost and row.connection_id:
         await _add_spend(conn, row.connection_id, f"{finished:%Y-%m-%d}", rating.to_nanos(cost))
+    await webhook_outbox.enqueue_call_events(conn, event.record_id, "end")
 
 
 async def _add_spend(conn: Conn, connection_id: str, day: str, nanos: int) -> None:

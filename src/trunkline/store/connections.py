@@ -141,6 +141,11 @@ async def find_user_name(conn: Conn, *, user_name: str) -> RowMapping | None:
     return (await conn.execute(stmt)).mappings().first()
 
 
+async def find_subdomain(conn: Conn, *, subdomain: str) -> RowMapping | None:
+    stmt = sa.select(connection.c.id).where(connection.c.sip_subdomain == subdomain)
+    return (await conn.execute(stmt)).mappings().first()
+
+
 async def find_token(conn: Conn, *, token: str) -> RowMapping | None:
     stmt = sa.select(connection.c.id).where(connection.c.ip_authentication_token == token)
     return (await conn.execute(stmt)).mappings().first()

@@ -19,6 +19,8 @@ _POINTERS = {
     "connection.user_name_key": "/user_name",
     "uq_connection_ip_authentication_token": "/outbound/ip_authentication_token",
     "connection.ip_authentication_token": "/outbound/ip_authentication_token",
+    "uq_connection_sip_subdomain": "/inbound/sip_subdomain",
+    "connection.sip_subdomain": "/inbound/sip_subdomain",
     "uq_ip_ip_address_port": "/ip_address",
     "ip.ip_address, ip.port": "/ip_address",
     "uq_access_ip_range_user_id_cidr_block": "/cidr_block",

@@ -84,12 +84,16 @@ connection = sa.Table(
     sa.Column("tech_prefix", sa.String(8), nullable=True),
     sa.Column("inbound_channel_limit", sa.Integer, nullable=True),
     sa.Column("outbound_channel_limit", sa.Integer, nullable=True),
+    # `inbound.sip_subdomain` of IP and FQDN connections: one connection per subdomain on the server
+    # (the edge routes `sip:anything@<subdomain>.<TRUNKLINE_SIP_DOMAIN>` by it; migration 0010).
+    sa.Column("sip_subdomain", sa.String(63), nullable=True),
     sa.Column("document", sa.Text, nullable=False),
     *_stamps(),
     # Every list order (store/paging.py: the key, then created_at, then id) within an account, with or
     # without the kind, read from an index rather than sorted (migration 0005). The connection_name
     # orders are in SEARCH_OBJECTS: PostgreSQL's need NULLS FIRST, which SQLite's syntax lacks.
     sa.Index("ix_connection_user_id_created_at_id", "user_id", "created_at", "id"),
+    sa.Index("uq_connection_sip_subdomain", "sip_subdomain", unique=True),
     sa.Index("ix_connection_user_id_kind_created_at_id", "user_id", "kind", "created_at", "id"),
     sa.Index("ix_connection_user_id_active_created_at_id", "user_id", "active", "created_at", "id"),
     sa.Index(
@@ -330,4 +334,63 @@ phone_number = sa.Table(
     sa.Column("document", sa.Text, nullable=False),
     *_stamps(),
     sa.Index("ix_phone_number_user_id_created_at_id", "user_id", "created_at", "id"),
+)
+
+# The webhook outbox (docs/webhooks.md): one row per event to deliver, written in the transaction of
+# the call transition it announces, so an event exists exactly when its transition does. `seq` orders
+# one call's events (start, answer, hangup, cost); a worker delivers an event only once the earlier
+# ones of its call are settled. A worker owns a row while `lease_until` is in the future.
+webhook_event = sa.Table(
+    "webhook_event",
+    metadata,
+    sa.Column("id", Id, primary_key=True),  # the event id: the same on every attempt
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("connection_id", Id, nullable=True),
+    sa.Column("call_leg_id", sa.String(64), nullable=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("api_version", sa.String(2), nullable=False),  # "1" | "2"
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("failover_url", sa.Text, nullable=True),
+    sa.Column("timeout_secs", sa.Integer, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),  # the body without `meta` (JSON)
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False),  # made so far, across both URLs
+    sa.Column("next_url", sa.Text, nullable=False),  # where the next attempt goes: url or failover_url
+    sa.Column("round_attempts", sa.Integer, nullable=False),  # attempts made to next_url in a row
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", Timestamp, nullable=True),
+    sa.Column("delivered_at", Timestamp, nullable=True),
+    sa.Column("delivered_to", sa.Text, nullable=True),
+    sa.Column("last_error", sa.String(255), nullable=True),
+    *_stamps(),
+    sa.Index("ix_webhook_event_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_event_call_leg_id_seq", "call_leg_id", "seq"),
+    sa.Index("ix_webhook_event_user_id_created_at", "user_id", "created_at"),
+)
+
+# Every delivery attempt of an outbox event, for `trunkline webhooks list` and for debugging a receiver.
+webhook_attempt = sa.Table(
+    "webhook_attempt",
+    metadata,
+    sa.Column("event_id", Id, sa.ForeignKey("webhook_event.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),  # meta.attempt: 1, 2, 3, ... across both URLs
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("attempted_at", Timestamp, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),  # null: no HTTP response
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.String(255), nullable=True),
+)
+
+# The server's Ed25519 webhook signing key pair, one row (id 1), created on first start by whichever
+# API instance gets there first; base64 of the raw 32-byte keys. The private key is read only by the
+# signer: no API, CLI output, state export or log carries it.
+webhook_key = sa.Table(
+    "webhook_key",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("private_key", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )

@@ -287,6 +287,14 @@ async def _rules(
                     pointer="/outbound/ip_authentication_token",
                 )
             )
+    subdomain = (settings.get("inbound") or {}).get("sip_subdomain")
+    if subdomain:
+        holder = await store.find_subdomain(conn, subdomain=subdomain)
+        # Never which account holds it: that would tell one tenant about another.
+        if holder is not None and holder["id"] != own_id:
+            errors.append(
+                DuplicateResource("This sip_subdomain is already in use.", pointer="/inbound/sip_subdomain")
+            )
     errors.extend(await _default_errors(conn, spec, own_id, settings.get("inbound") or {}))
     return errors
 
@@ -381,5 +389,6 @@ def columns(record: dict[str, Any], user_id: str, spec: KindSpec) -> dict[str, A
         "tech_prefix": outbound.get("tech_prefix") or None,
         "inbound_channel_limit": inbound.get("channel_limit"),
         "outbound_channel_limit": outbound.get("channel_limit"),
+        "sip_subdomain": inbound.get("sip_subdomain") or None,
         "document": _dump(record),
     }
