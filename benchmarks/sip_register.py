@@ -256,7 +256,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 url.replace("//postgres@", "//trunkline_kamailio@", 1) if backend != "sqlite" else None
             )
             settings = Settings(
-                database_url=url, sip_dir=tmp / "sip", sip_port=sip_port, sip_realm=REALM,
+                database_url=url, sip_dir=tmp / "sip", sip_port=sip_port, sip_tls_port=0, sip_realm=REALM,
                 sip_poll_seconds=0.1, access_log=False, sip_database_url=kamailio_url,
             )  # fmt: skip
             service = edge.service(settings).start_in_thread()

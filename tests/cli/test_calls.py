@@ -54,12 +54,26 @@ def test_json_lines_are_the_apis_detail_records_newest_first(account: Account, d
         call(account.user_id, minutes(0), connection_id=pbx.id),
         ringing(account.user_id, minutes(2)),
         call(account.user_id, minutes(1), answered_at=None, d_code="D13", rate=None, cost=None),
+        call(
+            account.user_id,
+            minutes(3),
+            direction="inbound",
+            routes_tried='[{"route":"203.0.113.5:5060","status":503},{"route":"203.0.113.6:5060","status":200}]',
+        ),
     )
     done = trunkline("calls", "list", "--user-id", account.user_id, "--json", database_url=database_url)
     assert done.returncode == 0, done.stderr
     printed = [json.loads(line) for line in done.stdout.splitlines()]
     api = account.http.get("/detail_records", params={"filter[record_type]": "sip-trunking"}).json()["data"]
-    assert printed == api
+    # The API's detail records, plus the routes an inbound call tried (Telnyx's records have no field).
+    assert [{k: v for k, v in p.items() if k != "routes_tried"} for p in printed] == api
+    inbound, *others = printed
+    assert inbound["routes_tried"] == [
+        {"route": "203.0.113.5:5060", "status": 503},
+        {"route": "203.0.113.6:5060", "status": 200},
+    ]
+    assert all(p["routes_tried"] is None for p in others)
+    printed = others
     assert [r["id"] for r in printed] == [rows[1]["id"], rows[2]["id"], rows[0]["id"]]
     assert printed[2]["connection_name"] == "cli pbx"
 
@@ -85,6 +99,7 @@ def test_the_table_is_aligned_under_a_heading(account: Account, database_url: st
         "SEC",
         "COST",
         "SIP",
+        "ROUTES",
         "ID",
     ]
     assert len(lines) == 3

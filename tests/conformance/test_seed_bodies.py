@@ -5,12 +5,14 @@ in https://github.com/team-telnyx/telnyx-skills
 The bodies below are copied from the seed as Python literals. Only placeholders are swapped, each for a
 valid value of its field, and each swap is marked `# seed: ...`: `"string"` where the field has a
 format, example ids of records that do not exist here (path ids, `outbound_voice_profile_id`,
-`connection_id`, `default_*_id`), and the token, which must be unique across the server.
+`connection_id`, `default_*_id`), and the token and the SIP subdomain (`"test"`), which must be unique
+across the server.
 """
 
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 import httpx
@@ -308,9 +310,14 @@ def test_seed_update_credential_connection_body_is_accepted(
         client.credential_connections.delete(created.id)
 
 
+def subdomain() -> str:
+    """The seed's `"sip_subdomain": "test"`, made unique: one connection per subdomain on the server."""
+    return "test-" + uuid.uuid4().hex[:12]
+
+
 def test_seed_create_fqdn_connection_body_is_accepted(http: httpx.Client) -> None:
     nulls = {f"inbound.default_{o}_fqdn_id": None for o in ("primary", "secondary", "tertiary")}
-    body = swapped(FQDN_CONNECTION_BODY, nulls)
+    body = swapped(FQDN_CONNECTION_BODY, {**nulls, "inbound.sip_subdomain": subdomain()})
     data = accepted(http.post("/fqdn_connections", json=body, headers=JSON), 201)
     assert project(data, body) == body
     assert project(accepted(http.get(f"/fqdn_connections/{data['id']}")), body) == body
@@ -348,6 +355,7 @@ def test_seed_fqdn_bodies_and_fqdn_connection_update_body_are_accepted(http: htt
                 "inbound.default_primary_fqdn_id": ids[0],
                 "inbound.default_secondary_fqdn_id": ids[1],
                 "inbound.default_tertiary_fqdn_id": ids[2],
+                "inbound.sip_subdomain": subdomain(),
             },
         )
         data = accepted(http.patch(f"/fqdn_connections/{connection['id']}", json=body, headers=JSON))
@@ -363,6 +371,7 @@ def _ip_connection_swaps(profile_id: str) -> dict[str, Any]:
         "outbound.tech_prefix": "1234",
         "outbound.ip_authentication_token": token(),
         "outbound.outbound_voice_profile_id": profile_id,
+        "inbound.sip_subdomain": subdomain(),
     }
 
 

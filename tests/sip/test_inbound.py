@@ -8,6 +8,7 @@ timers are set to a second or two so the timeout tests stay short.
 from __future__ import annotations
 
 import collections
+import json
 import subprocess
 import tempfile
 import uuid
@@ -22,6 +23,7 @@ import telnyx
 from tests.sip.conftest import SCENARIOS, UPSTREAM_IP, Edge, SippResult, eventually, free_udp_tcp_port
 from tests.sip.test_calls import header, user_id_of
 from tests.sip.test_edge import PASSWORD, in_acl, new_user
+from tests.sip.test_policy import finished
 from tests.sip.test_upstreams import Gateway
 from trunkline.resources import phone_numbers
 
@@ -134,11 +136,17 @@ def test_national_ani_for_a_us_caller_and_e164_dnis(sip_edge: Edge, pbxs: Any) -
 def test_primary_503_fails_over_to_the_secondary(sip_edge: Edge, pbxs: Any) -> None:
     primary = pbxs("127.0.1.74", "gateway_refuse.xml", "503 Service Unavailable")
     secondary = pbxs("127.0.1.75")
-    _, number = ip_trunk(sip_edge, sip_edge.account(), [primary, secondary])
+    conn_id, number = ip_trunk(sip_edge, sip_edge.account(), [primary, secondary])
     answered = carrier_call(sip_edge, number)
     assert finals(answered)[0] == "SIP/2.0 200 OK", answered.status_lines
     digits = number.removeprefix("+")
     assert len(primary.invites(digits)) == 1 and len(secondary.invites(digits)) == 1
+    # The record says which route failed over and which answered.
+    (record,) = finished(sip_edge, conn_id, 1)
+    assert json.loads(record["routes_tried"]) == [
+        {"route": f"{primary.ip}:{primary.port}", "status": 503},
+        {"route": f"{secondary.ip}:{secondary.port}", "status": 200},
+    ]
 
 
 def test_primary_486_is_the_answer_no_failover(sip_edge: Edge, pbxs: Any) -> None:

@@ -74,6 +74,7 @@ def sha256_edge(sip_edge: Edge, database_url: str, backend: str) -> Iterator[int
         database_url,
         sip_dir=workdir,
         sip_port=port,
+        sip_tls_port=free_udp_tcp_port(),
         sip_realm=REALM,
         sip_auth_algorithm="SHA-256",
         sip_database_url=database_url.replace("//postgres@", "//trunkline_kamailio@", 1)

@@ -66,6 +66,8 @@ def edge_env(settings: Settings) -> dict[str, str]:
     }
     if settings.sip_database_url:
         env["TRUNKLINE_SIP_DATABASE_URL"] = settings.sip_database_url
+    if settings.sip_tls_port is not None:
+        env["TRUNKLINE_SIP_TLS_PORT"] = str(settings.sip_tls_port)
     return env
 
 
@@ -155,7 +157,12 @@ def sip_dir(backend: str) -> Iterator[Path]:
 def test_a_kamailio_left_by_a_killed_supervisor_is_stopped_and_the_edge_starts(
     database_url: str, backend: str, sip_dir: Path
 ) -> None:
-    overrides: dict[str, object] = {"sip_dir": sip_dir, "sip_port": free_udp_tcp_port(), "sip_realm": REALM}
+    overrides: dict[str, object] = {
+        "sip_dir": sip_dir,
+        "sip_port": free_udp_tcp_port(),
+        "sip_tls_port": free_udp_tcp_port(),
+        "sip_realm": REALM,
+    }
     if backend == "postgresql":
         overrides["sip_database_url"] = database_url.replace("//postgres@", "//trunkline_kamailio@", 1)
     settings = test_settings(database_url, **overrides)

@@ -136,6 +136,7 @@ def upstream_edge(
         overrides: dict[str, Any] = {
             "sip_dir": workdir,
             "sip_port": free_udp_tcp_port(),
+            "sip_tls_port": free_udp_tcp_port(),
             "sip_realm": REALM,
             "sip_upstream" if legacy else "sip_upstreams": entries,
             "sip_upstream_probe_seconds": probe_seconds,

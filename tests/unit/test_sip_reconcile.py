@@ -109,7 +109,29 @@ def test_an_unreachable_kamailio_keeps_the_change_pending() -> None:
     assert reloader.dirty
     kam.reachable = True
     clock.now += 0.6
+    # A timed-out call may have reloaded after all: the retry waits for the next second.
+    assert not run(reloader.tick()) and kam.calls == 1
+    clock.now = 1001.01
     assert run(reloader.tick())
+
+
+def test_a_reload_that_timed_out_but_happened_is_not_followed_by_one_in_the_same_second() -> None:
+    clock = Clock(1000.2)
+    kam = FakeKamailio(clock)
+
+    async def late_reload() -> None:
+        await kam.reload()  # Kamailio reloads, but the answer comes too late for the caller
+        raise KamailioUnavailable("timed out")
+
+    reloader = Reloader(late_reload, clock=clock)
+    reloader.request()
+    assert not run(reloader.tick())
+    reloader._reload = kam.reload
+    clock.now = 1000.8
+    assert not run(reloader.tick())
+    assert reloader.refusals == 0
+    clock.now = 1001.01
+    assert run(reloader.tick()) and reloader.refusals == 0
 
 
 class FakeStore:

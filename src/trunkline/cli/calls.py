@@ -36,6 +36,7 @@ COLUMNS = (
     ("SEC", "call_sec"),
     ("COST", "cost"),
     ("SIP", "sip"),
+    ("ROUTES", "routes"),
     ("ID", "id"),
 )
 
@@ -68,6 +69,7 @@ def _cells(record: dict[str, Any]) -> dict[str, str]:
         "connection": record["connection_name"] or record["connection_id"],
         "sip": " ".join(str(part) for part in (sip, record["telnyx_error_code"]) if part is not None),
         "cost": f"{record['cost']} {record['currency']}" if record["cost"] is not None else None,
+        "routes": ", ".join(f"{r['route']} {r['status']}" for r in record.get("routes_tried") or []),
     }
     return {field: "-" if cells[field] in (None, "") else str(cells[field]) for _, field in COLUMNS}
 
@@ -121,7 +123,15 @@ def list_(
         equals=[("connection_id", connection)] if connection is not None else [],
     )
     rows = _read(database_url, lambda conn: call_records.newest(conn, search, limit=limit))
-    records = [detail_records.record(row) for row in rows]
+    # The detail record as the API gives it, and what Telnyx's has no field for: an inbound call's
+    # routes in the order tried, each with its answer (docs/calls.md).
+    records = [
+        {
+            **detail_records.record(row),
+            "routes_tried": orjson.loads(row["routes_tried"]) if row["routes_tried"] else None,
+        }
+        for row in rows
+    ]
     if as_json:
         for record in records:
             typer.echo(orjson.dumps(record).decode())

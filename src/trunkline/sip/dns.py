@@ -4,7 +4,9 @@ https://kamailio.org/docs/modules/5.6.x/modules/permissions.html).
 
 A record: every IPv4 address of the name, with the FQDN's port. SRV record: the SIP services of the
 name (`_sip._udp` and `_sip._tcp` unless the name already starts with `_`), each target's addresses
-with the port the SRV record gives. The reconciler takes any `Resolver`; tests inject their own.
+with the port, priority and weight the SRV record gives (an address that several records name keeps
+the lowest priority: sip/routing.py orders inbound calls by them). The reconciler takes any
+`Resolver`; tests inject their own.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ async def system_resolver(target: FqdnTarget) -> Resolution:
                 if target.fqdn.startswith("_")
                 else [f"_sip._udp.{target.fqdn}", f"_sip._tcp.{target.fqdn}"]
             )
-            found: set[Address] = set()
+            found: dict[tuple[str, int], Address] = {}
             ttl = 3600.0
             for name in names:
                 try:
@@ -65,8 +67,12 @@ async def system_resolver(target: FqdnTarget) -> Resolution:
                 for srv in answer:
                     ips, a_ttl = await a_records(str(srv.target).rstrip("."))
                     ttl = min(ttl, a_ttl)
-                    found.update(Address(ip, int(srv.port)) for ip in ips)
-            return Resolution(frozenset(found), ttl)
+                    for ip in ips:
+                        address = Address(ip, int(srv.port), int(srv.priority), int(srv.weight))
+                        known = found.get((ip, address.port))
+                        if known is None or address.priority < known.priority:
+                            found[(ip, address.port)] = address
+            return Resolution(frozenset(found.values()), ttl)
         ips, ttl = await a_records(target.fqdn)
         port = target.port or DEFAULT_PORT
         return Resolution(frozenset(Address(ip, port) for ip in ips), ttl)

@@ -13,6 +13,7 @@ Every output is set on every call: `$var` values outlive the message in a worker
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -22,7 +23,7 @@ from typing import Any
 import KSR  # type: ignore[import-not-found]  # provided by Kamailio's app_python3
 
 from trunkline import rating
-from trunkline.sip import numbers, policy
+from trunkline.sip import numbers, policy, routing
 from trunkline.sip.call_log import Writer
 
 # A final status the caller got → Telnyx's hangup_cause (the values of the SDK's call.hangup event,
@@ -50,6 +51,24 @@ def _now_ms(offset_ms: int) -> int:
     return int(time.time() * 1000) + offset_ms
 
 
+def _route(uri: str) -> str:
+    """`sip:127.0.1.74:5060;transport=tls` → `127.0.1.74:5060`."""
+    return uri.removeprefix("sip:").split(";", 1)[0]
+
+
+def routes_tried(final_status: int) -> list[dict[str, Any]] | None:
+    """Every route an inbound call tried, in order, with what each answered; the last is the one that
+    answered the call or gave the final status. None for calls that went to no route list."""
+    current = _s("$dlg_var(route)")
+    if not current:
+        return None
+    tried = []
+    for entry in filter(None, _s("$dlg_var(tried)").split(";")):
+        route, _, status = entry.rpartition("=")
+        tried.append({"route": route, "status": int(status) if status.isdigit() else None})
+    return [*tried, {"route": _route(current), "status": final_status}]
+
+
 def _s(name: str) -> str:
     value = KSR.pv.get(name)
     return "" if value is None else str(value)
@@ -68,6 +87,7 @@ class App:
         self.writer = Writer(Path(spool))
         self.dialled: numbers.Dialled | None = None
         self.real = 0.0
+        self.rng = random.Random()
 
     def child_init(self, rank: int) -> int:
         return 0
@@ -158,6 +178,32 @@ class App:
         KSR.pv.sets("$var(aniuser)", formatted)
         return 1
 
+    def routes(self, msg: Any, args: str = "") -> int:
+        """The rows of view kam_route in $xavp(rt) → $avp(rts), the URIs in the order to try them
+        (sip/routing.py), and their number in $avp(rn). $var(proto) is the transport parameter."""
+        found: list[routing.Route] = []
+        while (address := KSR.pv.get(f"$xavp(rt[{len(found)}]=>address)")) is not None:
+            row = f"$xavp(rt[{len(found)}]=>"
+            found.append(
+                routing.Route(
+                    address=str(address),
+                    port=_i(row + "port)"),
+                    rank=_i(row + "priority)", 4),
+                    created_at=_s(row + "created_at)"),
+                    group=_s(row + "grp)"),
+                    srv_priority=_i(row + "srv_priority)"),
+                    srv_weight=_i(row + "srv_weight)"),
+                )
+            )
+        ordered = routing.order(found, _s("$xavp(ib=>routing)"), self.rng)
+        proto = _s("$var(proto)")
+        # An AVP assignment pushes onto the front of its list: the last route first, so that
+        # $(avp(rts)[0]) is the first to try.
+        for route in reversed(ordered):
+            KSR.pv.sets("$avp(rts)", f"sip:{route.uri}{proto}")
+        KSR.pv.seti("$avp(rn)", len(ordered))
+        return 1
+
     # -- the call log -----------------------------------------------------------------------------
 
     def _start(self, offset_ms: int) -> tuple[str, int, dict[str, Any]]:
@@ -227,8 +273,15 @@ class App:
                 "d_code": None,
                 "hangup_cause": "normal_clearing",
                 "hangup_source": _s("$var(hsrc)") or "unknown",
+                "routes": routes_tried(200),
             }
             self.writer.write((record_id, "end", at, end))
+        return 1
+
+    def route_failed(self, msg: Any, args: str = "") -> int:
+        """An inbound call leaves the route in $dlg_var(route), which answered $var(rstatus), for the next."""
+        tried = _s("$dlg_var(tried)")
+        KSR.pv.sets("$dlg_var(tried)", f"{tried}{_route(_s('$dlg_var(route)'))}={_i('$var(rstatus)')};")
         return 1
 
     def failed(self, msg: Any, args: str = "") -> int:
@@ -243,6 +296,8 @@ class App:
                 "d_code": None,
                 "hangup_cause": hangup_cause(status),
                 "hangup_source": "caller" if status == 487 else "callee",
+                # Set by the inbound routes' failure route for the route it leaves.
+                "routes": routes_tried(_i("$var(rstatus)")),
             }
             self.writer.write((record_id, "end", at, end))
         return 1

@@ -65,7 +65,9 @@ class Reloader:
             return False
         except KamailioUnavailable as exc:
             log.debug("ACL reload postponed, Kamailio not reachable: %s", exc)
-            self.not_before = now + 0.5
+            # A timed-out call may still have reloaded (late, under load): retry only once Kamailio
+            # would take another reload, whichever second it recorded.
+            self.not_before = _next_second(self._clock())
             return False
         self.dirty = False
         self.reloads += 1

@@ -126,10 +126,13 @@ class FqdnTarget:
 
 @dataclass(frozen=True, order=True)
 class Address:
-    """One resolved address an FQDN admits."""
+    """One resolved address an FQDN admits, and where an inbound call tries it: an SRV target's
+    priority and weight (RFC 2782; 0 and 0 for an A record)."""
 
     ip_address: str
     port: int
+    priority: int = 0
+    weight: int = 0
 
 
 @dataclass(frozen=True)

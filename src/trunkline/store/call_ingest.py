@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from decimal import Decimal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -110,6 +111,7 @@ async def _end(conn: Conn, event: Event) -> None:
             d_code=d.get("d_code"),
             hangup_cause=d.get("hangup_cause"),
             hangup_source=d.get("hangup_source"),
+            routes_tried=orjson.dumps(d["routes"]).decode() if d.get("routes") else None,
             updated_at=ids.now(),
         )
     )

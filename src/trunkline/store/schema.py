@@ -186,6 +186,10 @@ fqdn_address = sa.Table(
     sa.Column("fqdn_id", Id, sa.ForeignKey("fqdn.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("ip_address", sa.String(45), primary_key=True),
     sa.Column("port", sa.Integer, primary_key=True),
+    # An SRV target's priority and weight (RFC 2782), 0 for an A record: the order inbound calls try
+    # the FQDN's addresses in (src/trunkline/sip/routing.py; migration 0010).
+    sa.Column("srv_priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("srv_weight", sa.Integer, nullable=False, server_default="0"),
     sa.Column("resolved_at", Timestamp, nullable=False),
 )
 
@@ -292,6 +296,9 @@ call_record = sa.Table(
     sa.Column("d_code", sa.String(8), nullable=True),  # Telnyx's refusal code, e.g. D13, TM1
     sa.Column("hangup_cause", sa.String(32), nullable=True),
     sa.Column("hangup_source", sa.String(16), nullable=True),  # caller | callee | unknown
+    # An inbound call's routes in the order tried, with what each answered (JSON: [{"route":
+    # "203.0.113.5:5060", "status": 503}, ...]); the last answered or gave the final status.
+    sa.Column("routes_tried", sa.Text, nullable=True),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Index("ix_call_record_user_id_started_at_id", "user_id", "started_at", "id"),
     sa.Index("ix_call_record_connection_id_state", "connection_id", "state"),

@@ -48,10 +48,16 @@ async def load(conn: Conn) -> AclSnapshot:
     )
     resolved: dict[str, set[Address]] = defaultdict(set)
     rows = await conn.execute(
-        sa.select(fqdn_address.c.fqdn_id, fqdn_address.c.ip_address, fqdn_address.c.port)
+        sa.select(
+            fqdn_address.c.fqdn_id,
+            fqdn_address.c.ip_address,
+            fqdn_address.c.port,
+            fqdn_address.c.srv_priority,
+            fqdn_address.c.srv_weight,
+        )
     )
     for row in rows.all():
-        resolved[row.fqdn_id].add(Address(row.ip_address, row.port))
+        resolved[row.fqdn_id].add(Address(row.ip_address, row.port, row.srv_priority, row.srv_weight))
     return AclSnapshot(
         version=version,
         fqdns=targets,
@@ -75,10 +81,13 @@ async def store_resolved(conn: Conn, *, fqdn_id: str, addresses: frozenset[Addre
     """Replace what an FQDN resolves to; bump the ACL topic when that changed anything."""
     if (await conn.execute(sa.select(fqdn.c.id).where(fqdn.c.id == fqdn_id))).first() is None:
         return False  # deleted since the snapshot
+    cols = fqdn_address.c
     rows = await conn.execute(
-        sa.select(fqdn_address.c.ip_address, fqdn_address.c.port).where(fqdn_address.c.fqdn_id == fqdn_id)
+        sa.select(cols.ip_address, cols.port, cols.srv_priority, cols.srv_weight).where(
+            cols.fqdn_id == fqdn_id
+        )
     )
-    current = {Address(r.ip_address, r.port) for r in rows.all()}
+    current = {Address(r.ip_address, r.port, r.srv_priority, r.srv_weight) for r in rows.all()}
     if current == set(addresses):
         return False
     await conn.execute(sa.delete(fqdn_address).where(fqdn_address.c.fqdn_id == fqdn_id))
@@ -86,7 +95,12 @@ async def store_resolved(conn: Conn, *, fqdn_id: str, addresses: frozenset[Addre
     for address in sorted(addresses):
         await conn.execute(
             sa.insert(fqdn_address).values(
-                fqdn_id=fqdn_id, ip_address=address.ip_address, port=address.port, resolved_at=stamp
+                fqdn_id=fqdn_id,
+                ip_address=address.ip_address,
+                port=address.port,
+                srv_priority=address.priority,
+                srv_weight=address.weight,
+                resolved_at=stamp,
             )
         )
     await changes.bump(conn, changes.ACL)
