@@ -52,6 +52,8 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def test_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {"database_url": database_url, "access_log": False, "key_cache_seconds": 0.5}
+    # As `serve --ephemeral`: the tests' webhook receivers listen on loopback (docs/webhooks.md).
+    values["webhook_allow_private"] = True
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     webhook_backoff_cap_seconds: float = Field(300.0, gt=0)
     webhook_retry_seconds: float = Field(86_400.0, gt=0)
     webhook_keep_seconds: float = Field(7 * 86_400.0, gt=0)
+    # Whether events may go to private, loopback and link-local addresses (checked on the address
+    # each connection is made to: webhooks/addresses.py). Off, a tenant cannot make the server POST
+    # into its own network; `serve --ephemeral` turns it on for receivers on the developer's machine.
+    webhook_allow_private: bool = False
 
     @field_validator("node_id")
     @classmethod

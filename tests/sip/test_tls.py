@@ -14,9 +14,9 @@ from pathlib import Path
 import telnyx
 
 from tests.sip import tls_phone
-from tests.sip.conftest import Edge, eventually, free_udp_tcp_port
+from tests.sip.conftest import REALM, Edge, eventually, free_udp_tcp_port
 from tests.sip.test_calls import upstream_invites, user_id_of
-from tests.sip.test_edge import in_acl, service_name
+from tests.sip.test_edge import PASSWORD, in_acl, new_user, service_name
 from tests.sip.test_inbound import assign, carrier_call, finals, new_number
 from tests.sip.test_policy import caller, finished
 from trunkline.sip import certs
@@ -72,3 +72,26 @@ def test_an_inbound_call_reaches_a_tls_pbx_over_tls(sip_edge: Edge, tmp_path: Pa
         eventually(lambda: any(r.startswith("BYE ") for r in pbx.received), timeout=5)
     finally:
         pbx.stop()
+
+
+def test_a_phone_registered_over_tls_is_called_over_that_connection(sip_edge: Edge) -> None:
+    port, cert, _ = tls_files(sip_edge)
+    client: telnyx.Telnyx = sip_edge.account()
+    user = new_user()
+    conn_id = client.credential_connections.create(
+        connection_name=user, user_name=user, password=PASSWORD
+    ).data.id
+    phone = tls_phone.RegisteredPhone(source="127.0.5.30", edge_host="127.0.0.1", tls_port=port, cafile=cert)
+    try:
+        assert phone.register(user, PASSWORD, REALM) == "SIP/2.0 200 OK"
+        phone.answer_calls()
+        number = new_number()
+        assign(sip_edge, client, number, conn_id, user_id_of(sip_edge, conn_id))
+        answered = carrier_call(sip_edge, number)
+        assert finals(answered)[0] == "SIP/2.0 200 OK", answered.status_lines
+        (invite,) = [r for r in phone.received if r.startswith("INVITE ")]
+        # Over the phone's own TLS connection: the edge cannot open one to a phone's ephemeral port.
+        assert tls_phone.header(invite, "Via").startswith("SIP/2.0/TLS "), invite
+        eventually(lambda: any(r.startswith("BYE ") for r in phone.received), timeout=5)
+    finally:
+        phone.stop()

@@ -2,11 +2,13 @@
 by this module, on Python's `ssl` (a real TLS stack, the edge's real TLS listener).
 
 Messages are framed on the stream by Content-Length (RFC 3261 section 18.3). Only what the tests
-need: a caller that places one call (INVITE, ACK, BYE) and a PBX that answers calls and BYEs.
+need: a caller that places one call (INVITE, ACK, BYE), a PBX that answers calls and BYEs, and a
+phone that REGISTERs over TLS (digest, RFC 2617 with qop=auth) and answers calls on that connection.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import ssl
@@ -173,19 +175,103 @@ class Pbx:
             return
 
     def _answer(self, request: str) -> list[str]:
-        to = header(request, "To")
-        if "tag=" not in to:
-            to += ";tag=" + uuid.uuid4().hex[:8]
-        return [
-            "SIP/2.0 200 OK",
-            *(f"Via: {v}" for v in headers(request, "Via")),
-            *(f"Record-Route: {r}" for r in headers(request, "Record-Route")),
-            f"From: {header(request, 'From')}",
-            f"To: {to}",
-            f"Call-ID: {header(request, 'Call-ID')}",
-            f"CSeq: {header(request, 'CSeq')}",
-            f"Contact: <sip:pbx@{self.ip}:{self.port};transport=tls>",
-        ]
+        return answer(request, f"<sip:pbx@{self.ip}:{self.port};transport=tls>")
 
     def invites(self) -> list[str]:
         return [r for r in self.received if r.startswith("INVITE ")]
+
+
+def answer(request: str, contact: str) -> list[str]:
+    """A 200 OK to `request` (RFC 3261 section 8.2.6): its Via, Record-Route, From, Call-ID and CSeq,
+    its To with a tag of ours."""
+    to = header(request, "To")
+    if "tag=" not in to:
+        to += ";tag=" + uuid.uuid4().hex[:8]
+    return [
+        "SIP/2.0 200 OK",
+        *(f"Via: {v}" for v in headers(request, "Via")),
+        *(f"Record-Route: {r}" for r in headers(request, "Record-Route")),
+        f"From: {header(request, 'From')}",
+        f"To: {to}",
+        f"Call-ID: {header(request, 'Call-ID')}",
+        f"CSeq: {header(request, 'CSeq')}",
+        f"Contact: {contact}",
+    ]
+
+
+class RegisteredPhone:
+    """A softphone on `source` that REGISTERs `user` over TLS and answers the calls the edge sends on
+    that connection; `received` holds every request it got."""
+
+    def __init__(self, *, source: str, edge_host: str, tls_port: int, cafile: Path) -> None:
+        context = ssl.create_default_context(cafile=str(cafile))
+        raw = socket.create_connection((edge_host, tls_port), timeout=10, source_address=(source, 0))
+        self.link = Link(context.wrap_socket(raw, server_hostname=edge_host))
+        self.source, self.port = source, self.link.sock.getsockname()[1]
+        self.received: list[str] = []
+
+    def register(self, user: str, password: str, realm: str, *, expires: int = 60) -> str:
+        """REGISTER, answer the digest challenge, and return the final status line."""
+        call_id, tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]
+        uri = f"sip:{realm}"
+        self.contact = f"<sip:{user}@{self.source}:{self.port};transport=tls>"
+
+        def send(cseq: int, extra: list[str]) -> str:
+            self.link.send(
+                [
+                    f"REGISTER {uri} SIP/2.0",
+                    f"Via: SIP/2.0/TLS {self.source}:{self.port};branch={_branch()};rport",
+                    "Max-Forwards: 70",
+                    f"From: <sip:{user}@{realm}>;tag={tag}",
+                    f"To: <sip:{user}@{realm}>",
+                    f"Call-ID: {call_id}",
+                    f"CSeq: {cseq} REGISTER",
+                    f"Contact: {self.contact}",
+                    f"Expires: {expires}",
+                    *extra,
+                ]
+            )
+            reply = self.link.recv()
+            while status(reply).startswith("SIP/2.0 1"):
+                reply = self.link.recv()
+            return reply
+
+        challenge = send(1, [])
+        if not status(challenge).startswith("SIP/2.0 401"):
+            return status(challenge)
+        params = dict(re.findall(r'(\w+)="?([^",]+)"?', header(challenge, "WWW-Authenticate")))
+        nonce, cnonce, nc = params["nonce"], uuid.uuid4().hex[:16], "00000001"
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1, ha2 = md5(f"{user}:{params['realm']}:{password}"), md5(f"REGISTER:{uri}")
+        response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        authorization = (
+            f'Authorization: Digest username="{user}", realm="{params["realm"]}", nonce="{nonce}", '
+            f'uri="{uri}", response="{response}", algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}"'
+        )
+        return status(send(2, [authorization]))
+
+    def answer_calls(self) -> RegisteredPhone:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.link.sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                request = self.link.recv(timeout=0.3)
+            except TimeoutError:
+                continue
+            except (ConnectionError, OSError, ssl.SSLError):
+                return
+            self.received.append(request)
+            if request.split(" ", 1)[0] in ("INVITE", "BYE"):
+                self.link.send(answer(request, self.contact))

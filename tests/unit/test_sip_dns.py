@@ -17,9 +17,11 @@ from trunkline.sip.state import Address, FqdnTarget
 ZONE: dict[tuple[str, str], Any] = {
     ("pbx.example.test", "A"): (["192.0.2.10", "192.0.2.11"], 120),
     ("_sip._udp.carrier.example.test", "SRV"): (
-        [("sbc1.example.test.", 5070), ("sbc2.example.test.", 5080)],
+        [("sbc1.example.test.", 5070, 10, 60), ("sbc2.example.test.", 5080, 20, 0)],
         60,
     ),
+    # The same target again over TCP at a worse priority: the address keeps its best one.
+    ("_sip._tcp.carrier.example.test", "SRV"): ([("sbc1.example.test.", 5070, 30, 5)], 60),
     ("sbc1.example.test", "A"): (["198.51.100.1"], 30),
     ("sbc2.example.test", "A"): (["198.51.100.2"], 300),
 }
@@ -41,7 +43,9 @@ def canned_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         values, ttl = ZONE[(name, rdtype)]
         if rdtype == "A":
             return Answer([SimpleNamespace(address=v) for v in values], ttl)
-        return Answer([SimpleNamespace(target=t, port=p) for t, p in values], ttl)
+        return Answer(
+            [SimpleNamespace(target=t, port=p, priority=pr, weight=w) for t, p, pr, w in values], ttl
+        )
 
     monkeypatch.setattr(dns.asyncresolver.Resolver, "resolve", resolve)
 
@@ -52,9 +56,9 @@ def test_a_record_uses_the_fqdn_port() -> None:
     assert got.ttl == 120
 
 
-def test_srv_record_uses_targets_and_their_ports() -> None:
+def test_srv_record_uses_targets_their_ports_priorities_and_weights() -> None:
     got = asyncio.run(system_resolver(FqdnTarget("2", "carrier.example.test", "srv", None)))
-    assert got.addresses == {Address("198.51.100.1", 5070), Address("198.51.100.2", 5080)}
+    assert got.addresses == {Address("198.51.100.1", 5070, 10, 60), Address("198.51.100.2", 5080, 20, 0)}
     assert got.ttl == 30  # the smallest TTL on the way
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import select
+import socket
 import threading
 import time
 import uuid
@@ -42,18 +44,24 @@ class Hit:
 @dataclass
 class Receiver:
     """An HTTP server on loopback that records every POST and answers as `behave(path, n)` says:
-    (status, seconds to wait first); n counts the requests to that path from 1."""
+    (status, seconds to wait first); n counts the requests to that path from 1. A request is in
+    flight until it is answered or its client goes away (a worker that gave up or died), whichever
+    comes first."""
 
     port: int = field(default_factory=free_port)
     behave: Callable[[str, int], tuple[int, float]] = lambda path, n: (200, 0.0)
+    host: str = "127.0.0.1"
     hits: list[Hit] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
     most_in_flight: dict[str, int] = field(default_factory=dict)
+    # monotonic times at which a request's client went away before it was answered
+    abandoned: list[float] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/hook", host: str | None = None) -> str:
+        host = host or self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}{path}"
 
     def start(self) -> Receiver:
         receiver = self
@@ -74,9 +82,13 @@ class Receiver:
                         )
                     )
                 status, wait = receiver.behave(self.path, n)
-                time.sleep(wait)
+                gone = _client_gone_within(self.connection, wait)
                 with receiver._lock:
                     receiver.in_flight[event_id] -= 1
+                    if gone:
+                        receiver.abandoned.append(time.monotonic())
+                if gone:
+                    return
                 try:
                     self.send_response(status)
                     self.send_header("content-length", "2")
@@ -88,7 +100,9 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family})
+        self._server = server_class((self.host, self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -100,6 +114,22 @@ class Receiver:
 
     def on(self, path: str) -> list[Hit]:
         return [h for h in self.hits if h.path == path]
+
+
+def _client_gone_within(sock: socket.socket, seconds: float) -> bool:
+    """Wait `seconds`; True as soon as the client closes its end (it sends nothing more before our
+    answer, so a readable socket with nothing to read is a closed one)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], min(left, 0.05))
+        if readable:
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            except OSError:
+                return True
+            time.sleep(min(left, 0.05))  # data we do not expect: keep waiting out the delay
+    return False
 
 
 def _event_id(body: str) -> str:
@@ -120,12 +150,12 @@ def receiver() -> Iterator[Receiver]:
 @dataclass
 class Env:
     database_url: str
-    server: LiveServer
+    api: str  # the /v2 URL of an API on this database
 
     def tenant(self) -> Tenant:
         user_id = f"user-{uuid.uuid4().hex[:10]}"
         key = mint_key(self.database_url, user_id)
-        client = telnyx.Telnyx(api_key=key, base_url=self.server.api, max_retries=0)
+        client = telnyx.Telnyx(api_key=key, base_url=self.api, max_retries=0)
         return Tenant(self, user_id, client)
 
     def db(self, work: Callable[..., Any]) -> Any:
@@ -220,7 +250,7 @@ def env(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]
     with migrated_database(backend, tmp_path_factory) as url:
         server = LiveServer(test_settings(url, webhook_delivery=False)).start()
         try:
-            yield Env(url, server)
+            yield Env(url, server.api)
         finally:
             server.stop()
 
@@ -236,6 +266,7 @@ def deliver(
     """Run `workers` delivery workers (each on a Database of its own, as separate API instances
     have) until `until()` holds; fail at the timeout."""
     options.setdefault("poll_seconds", 0.02)
+    options.setdefault("allow_private", True)  # the receivers are on loopback
 
     async def go() -> list[Worker]:
         dbs = [Database(database_url) for _ in range(workers)]
@@ -274,3 +305,13 @@ def public_key(env: Env) -> str:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Poll `check` every 20 ms until it returns something truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
+    return value

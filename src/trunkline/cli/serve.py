@@ -39,7 +39,8 @@ log = logging.getLogger("trunkline")
 # What `--ephemeral` sets when the environment does not say otherwise. A test suite runs from one
 # address (loopback) and may test its 401 handling on purpose: the production lockout of 30 failed
 # authentications a minute would then lock every test out (README.md, TRUNKLINE_AUTH_FAILURE_LIMIT).
-EPHEMERAL_DEFAULTS = {"TRUNKLINE_AUTH_FAILURE_LIMIT": "100000"}
+# Its webhook receiver is on the same machine, which a shared server must refuse (docs/webhooks.md).
+EPHEMERAL_DEFAULTS = {"TRUNKLINE_AUTH_FAILURE_LIMIT": "100000", "TRUNKLINE_WEBHOOK_ALLOW_PRIVATE": "true"}
 _PRINTABLE = re.compile(r"[!-~]+")
 
 

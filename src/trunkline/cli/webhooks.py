@@ -34,6 +34,7 @@ def _row(event: Any) -> dict[str, Any]:
         **{k: event[k] for k in keys},
         "failover_url": event["failover_url"],
         "delivered_to": event["delivered_to"],
+        "last_error": event["last_error"],
         "next_attempt_at": event["next_attempt_at"] if event["status"] == webhook_outbox.PENDING else None,
         "created_at": event["created_at"],
     }

@@ -51,6 +51,16 @@ def _now_ms(offset_ms: int) -> int:
     return int(time.time() * 1000) + offset_ms
 
 
+# The record of an INVITE is named by the request itself (Call-ID, From tag, CSeq: RFC 3261 section
+# 17.2.3 matches a retransmission by the same), so a retransmission that a worker processes again (a
+# refusal is stateless: nothing absorbs it) writes the same record, which the import keeps once.
+_RECORDS = uuid.UUID("6b1f7c1e-2d0a-4c55-9a57-3f3e6c0f2a10")
+
+
+def record_id(call_id: str, from_tag: str, cseq: str) -> str:
+    return str(uuid.uuid5(_RECORDS, f"{call_id}\x00{from_tag}\x00{cseq}"))
+
+
 def _route(uri: str) -> str:
     """`sip:127.0.1.74:5060;transport=tls` → `127.0.1.74:5060`."""
     return uri.removeprefix("sip:").split(";", 1)[0]
@@ -212,7 +222,7 @@ class App:
         cld = dialled.e164 if dialled is not None and dialled.e164 else _s("$rU")
         caller = _s("$fU")
         return (
-            str(uuid.uuid4()),
+            record_id(_s("$ci"), _s("$ft"), _s("$cs")),
             _now_ms(offset_ms),
             {
                 "user_id": _s("$var(account)"),

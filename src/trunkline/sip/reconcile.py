@@ -25,6 +25,8 @@ from trunkline.sip.state import AclSnapshot, Address, FqdnTarget
 log = logging.getLogger("trunkline.sip")
 
 Clock = Callable[[], float]
+# How long a reload that timed out may still take to happen (RpcClient's own timeout is 2 s).
+LATE_RELOAD_SECONDS = 3.0
 
 
 class Reloader:
@@ -65,9 +67,10 @@ class Reloader:
             return False
         except KamailioUnavailable as exc:
             log.debug("ACL reload postponed, Kamailio not reachable: %s", exc)
-            # A timed-out call may still have reloaded (late, under load): retry only once Kamailio
-            # would take another reload, whichever second it recorded.
-            self.not_before = _next_second(self._clock())
+            # A timed-out call may still be waiting in Kamailio's RPC socket and reload late: retry
+            # once it would have been answered, and in a later second than it.
+            after = self._clock()
+            self.not_before = max(_next_second(after), after + LATE_RELOAD_SECONDS)
             return False
         self.dirty = False
         self.reloads += 1
@@ -78,8 +81,10 @@ class Reloader:
 
 
 def _next_second(now: float) -> float:
-    # A hair past the boundary: Kamailio compares time(NULL), which flips exactly on it.
-    return math.floor(now) + 1.0 + 0.005
+    # Past the boundary by more than a clock tick: Kamailio compares time(NULL), which on Linux reads
+    # the coarse clock and may flip a tick (up to 10 ms) after the clock Python reads (time(2),
+    # clock_gettime(2) CLOCK_REALTIME_COARSE).
+    return math.floor(now) + 1.0 + 0.05
 
 
 @dataclass

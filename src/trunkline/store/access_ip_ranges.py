@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import changes, ids
 from trunkline.store.db import Conn
 from trunkline.store.locks import delete_row
-from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.paging import Page, PageResult, account_total, fetch_page
 from trunkline.store.schema import access_ip_range as air
 
 # The config_version topic every API process polls to learn that the ranges changed, whoever changed
@@ -60,7 +60,12 @@ async def list_(
             where.append(getattr(air.c.cidr_block, op)(value, autoescape=True))
     for op, value in created_at:
         where.append(_COMPARE[op](air.c.created_at, value))
-    return await fetch_page(conn, air, where=where, order_by=[air.c.created_at, air.c.id], page=page)
+    # The order's index (user_id, created_at, id) serves the created_at ranges; the cidr_block
+    # patterns are tested on the account's ranges in that order (an account holds few networks).
+    count = account_total(air, user_id) if len(where) == 1 else None
+    return await fetch_page(
+        conn, air, where=where, order_by=[air.c.created_at, air.c.id], page=page, count=count
+    )
 
 
 async def delete(conn: Conn, *, id: str) -> bool:

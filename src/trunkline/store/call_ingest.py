@@ -35,9 +35,10 @@ def stamp(at_ms: int) -> str:
 
 
 async def ingest(conn: Conn, events: Sequence[Event]) -> None:
+    targets = webhook_outbox.Targets()  # the connections' webhook settings, read once per batch
     for event in events:
         if event.kind == "start":
-            await _start(conn, event)
+            await _start(conn, event, targets)
         elif event.kind == "answer":
             done = await conn.execute(
                 call_record.update()
@@ -45,12 +46,12 @@ async def ingest(conn: Conn, events: Sequence[Event]) -> None:
                 .values(state="answered", answered_at=stamp(event.at_ms), updated_at=ids.now())
             )
             if done.rowcount == 1:
-                await webhook_outbox.enqueue_call_events(conn, event.record_id, "answer")
+                await webhook_outbox.enqueue_call_events(conn, event.record_id, "answer", targets=targets)
         elif event.kind == "end":
-            await _end(conn, event)
+            await _end(conn, event, targets)
 
 
-async def _start(conn: Conn, event: Event) -> None:
+async def _start(conn: Conn, event: Event, targets: webhook_outbox.Targets) -> None:
     d = event.data
     dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
     done = await conn.execute(
@@ -75,14 +76,22 @@ async def _start(conn: Conn, event: Event) -> None:
         .on_conflict_do_nothing(index_elements=[call_record.c.id])
     )
     if done.rowcount == 1:
-        await webhook_outbox.enqueue_call_events(conn, event.record_id, "start")
+        await webhook_outbox.enqueue_call_events(
+            conn,
+            event.record_id,
+            "start",
+            targets=targets,
+            connection_id=d.get("connection_id") or "",
+            user_id=d["user_id"],
+        )
 
 
-async def _end(conn: Conn, event: Event) -> None:
+async def _end(conn: Conn, event: Event, targets: webhook_outbox.Targets) -> None:
+    c = call_record.c
     row = (
         await conn.execute(
-            sa.select(call_record.c.answered_at, call_record.c.rate, call_record.c.connection_id).where(
-                call_record.c.id == event.record_id, call_record.c.state != "finished"
+            sa.select(c.answered_at, c.rate, c.connection_id, c.user_id).where(
+                c.id == event.record_id, c.state != "finished"
             )
         )
     ).first()
@@ -119,7 +128,14 @@ async def _end(conn: Conn, event: Event) -> None:
         return
     if cost and row.connection_id:
         await _add_spend(conn, row.connection_id, f"{finished:%Y-%m-%d}", rating.to_nanos(cost))
-    await webhook_outbox.enqueue_call_events(conn, event.record_id, "end")
+    await webhook_outbox.enqueue_call_events(
+        conn,
+        event.record_id,
+        "end",
+        targets=targets,
+        connection_id=row.connection_id or "",
+        user_id=row.user_id,
+    )
 
 
 async def _add_spend(conn: Conn, connection_id: str, day: str, nanos: int) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from trunkline.store import ids
-from trunkline.store.db import Conn
+from trunkline.store import ids, search
+from trunkline.store.db import Conn, first_value
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
 from trunkline.store.schema import connection, connection_count, fqdn, sip_credential
@@ -28,6 +28,11 @@ _GET = sa.select(connection).where(
 )
 _GET_OF_KIND = _GET.where(connection.c.kind == sa.bindparam("kind"))
 _GET_OF_KIND_LOCKED = {lock: locking(_GET_OF_KIND, lock) for lock in Lock}
+_DOCUMENT_OF_KIND = sa.select(connection.c.document).where(
+    connection.c.id == sa.bindparam("id"),
+    connection.c.user_id == sa.bindparam("user_id"),
+    connection.c.kind == sa.bindparam("kind"),
+)
 
 
 async def get(
@@ -43,40 +48,22 @@ async def get(
     return (await conn.execute(stmt, params)).mappings().first()
 
 
+async def get_document(conn: Conn, *, user_id: str, id: str, kind: str) -> str | None:
+    """The stored record (JSON text) of a connection of this account and kind, or None: GET by id."""
+    if not ids.is_numeric_id(id):
+        return None
+    document: str | None = await first_value(
+        conn, _DOCUMENT_OF_KIND, {"id": id, "user_id": user_id, "kind": kind}
+    )
+    return document
+
+
 async def get_any(conn: Conn, *, id: str, lock: Lock | None = None) -> RowMapping | None:
     """A connection by id whatever its account: for rules that follow a reference already checked."""
     if not ids.is_numeric_id(id):
         return None
     stmt = locking(sa.select(connection).where(connection.c.id == id), lock)
     return (await conn.execute(stmt)).mappings().first()
-
-
-# SQLite's trigram index of connection names (migration 0005): an FTS5 table whose rowid is the
-# connection's numeric id (https://www.sqlite.org/fts5.html#the_trigram_tokenizer).
-_TRIGRAM = sa.table("connection_name_trigram", sa.column("rowid", sa.Integer))
-_TRIGRAM_MATCH = sa.literal_column("connection_name_trigram").op("MATCH")
-# FTS5 finds nothing for a phrase shorter than a trigram; such filters keep the plain predicate.
-_TRIGRAM_MIN = 3
-
-
-def _name_contains(value: str, dialect: str) -> list[sa.ColumnElement[bool]]:
-    """`lower(connection_name)` contains `value`, `%` and `_` literal; through the trigram index.
-
-    The LIKE predicate is the meaning on both engines (SQLite's lower() and LIKE fold ASCII letters
-    only: https://www.sqlite.org/lang_corefunc.html#lower); the index only narrows the rows it is
-    checked on. PostgreSQL's GIN index on
-    lower(connection_name) serves the LIKE itself. On SQLite the FTS5 phrase of the same lowered
-    value finds a superset of the rows: the tokenizer folds case for every letter, LIKE for ASCII ones.
-    """
-    lowered = value.lower()
-    where = [sa.func.lower(connection.c.connection_name).contains(lowered, autoescape=True)]
-    if dialect == "sqlite" and len(lowered) >= _TRIGRAM_MIN:
-        # An FTS5 string, quotes doubled, is one phrase: its trigrams in sequence, so a substring
-        # (https://www.sqlite.org/fts5.html#fts5_strings).
-        phrase = '"' + lowered.replace('"', '""') + '"'
-        candidates = sa.select(sa.cast(_TRIGRAM.c.rowid, sa.Text)).where(_TRIGRAM_MATCH(phrase))
-        where.append(connection.c.id.in_(candidates))
-    return where
 
 
 async def list_(
@@ -90,25 +77,26 @@ async def list_(
     fqdn_equals: str | None = None,
     sort: str = "-created_at",
 ) -> PageResult:
-    # On SQLite a filter that names few rows (a trigram phrase, an FQDN) drives the query: without
-    # statistics its planner would rather walk the account's index and test every row against it.
-    # An expression on a column keeps SQLite from using an index for that term
-    # (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
+    # On SQLite a filter that names few rows (a trigram phrase, an FQDN) drives the query
+    # (store/search.py).
     drives = conn.dialect == "sqlite" and (
-        fqdn_equals is not None or (name_contains is not None and len(name_contains.lower()) >= _TRIGRAM_MIN)
+        fqdn_equals is not None or (name_contains is not None and search.narrows(name_contains, "sqlite"))
     )
-
-    def term(column: sa.Column[str]) -> sa.ColumnElement[str]:
-        return column.concat("") if drives else column
-
-    where: list[sa.ColumnElement[bool]] = [term(connection.c.user_id) == user_id]
+    where: list[sa.ColumnElement[bool]] = [search.unindexed(connection.c.user_id, drives) == user_id]
     counted = [connection_count.c.user_id == user_id]
     if kind is not None:
-        where.append(term(connection.c.kind) == kind)
+        where.append(search.unindexed(connection.c.kind, drives) == kind)
         counted.append(connection_count.c.kind == kind)
     filtered = False
     if name_contains is not None:
-        where += _name_contains(name_contains, conn.dialect)
+        # The trigram index of migration 0005.
+        where += search.contains(
+            connection.c.connection_name,
+            name_contains,
+            conn.dialect,
+            trigram_table="connection_name_trigram",
+            id_column=connection.c.id,
+        )
         filtered = True
     if outbound_voice_profile_id is not None:
         where.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
@@ -122,7 +110,13 @@ async def list_(
     total = sa.select(summed).where(*counted)
     count = None if filtered else total
     return await fetch_page(
-        conn, connection, where=where, order_by=sort_order(connection, sort), page=page, count=count
+        conn,
+        connection,
+        where=where,
+        order_by=sort_order(connection, sort),
+        page=page,
+        count=count,
+        by_ids=drives,
     )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Conn",
     "Database",
     "DatabaseUnavailable",
+    "first_value",
     "make_sqlite_engine",
     "normalize_url",
     "sync_url",
@@ -110,6 +111,14 @@ async def _pg_connect(engine: AsyncEngine, write: bool) -> AsyncConnection:
         # its first statement and committed or rolled back by `Database.transaction`.
         await conn.execution_options(isolation_level="READ COMMITTED")
     return conn
+
+
+async def first_value(conn: Conn, stmt: sa.Select[tuple[Any]], params: Mapping[str, Any]) -> Any:
+    """The first column of the first row of `stmt`, a one-column SELECT of a text or integer column
+    built once at import (a hot read: on SQLite it runs on sqlite3 directly), or None."""
+    if isinstance(conn, SqliteConn):
+        return conn.first_value(stmt, params)
+    return (await conn.execute(stmt, params)).scalar()
 
 
 class Database:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import ids
 from trunkline.store.db import Conn
 from trunkline.store.locks import Lock, delete_row, locking
-from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.paging import Page, PageResult, account_total, fetch_page
 from trunkline.store.schema import fqdn
 
 
@@ -73,6 +73,7 @@ async def list_(
     port: int | None = None,
     dns_record_type: str | None = None,
 ) -> PageResult:
+    # Each filter has an index after the account's, in the list's order (migration 0009).
     where = [fqdn.c.user_id == user_id]
     if connection_id is not None:
         where.append(fqdn.c.connection_id == connection_id)
@@ -82,7 +83,10 @@ async def list_(
         where.append(fqdn.c.port == port)
     if dns_record_type is not None:
         where.append(fqdn.c.dns_record_type == dns_record_type)
-    return await fetch_page(conn, fqdn, where=where, order_by=[fqdn.c.created_at, fqdn.c.id], page=page)
+    count = account_total(fqdn, user_id) if len(where) == 1 else None
+    return await fetch_page(
+        conn, fqdn, where=where, order_by=[fqdn.c.created_at, fqdn.c.id], page=page, count=count
+    )
 
 
 async def update(conn: Conn, *, id: str, **values: Any) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import ids
 from trunkline.store.db import Conn
 from trunkline.store.locks import Lock, delete_row, locking
-from trunkline.store.paging import Page, PageResult, fetch_page
+from trunkline.store.paging import Page, PageResult, account_total, fetch_page
 from trunkline.store.schema import ip
 
 
@@ -40,6 +40,7 @@ async def list_(
     ip_address: str | None = None,
     port: int | None = None,
 ) -> PageResult:
+    # Each filter has an index after the account's, in the list's order (migration 0009).
     where = [ip.c.user_id == user_id]
     if connection_id is not None:
         where.append(ip.c.connection_id == connection_id)
@@ -47,7 +48,10 @@ async def list_(
         where.append(ip.c.ip_address == ip_address)
     if port is not None:
         where.append(ip.c.port == port)
-    return await fetch_page(conn, ip, where=where, order_by=[ip.c.created_at, ip.c.id], page=page)
+    count = account_total(ip, user_id) if len(where) == 1 else None
+    return await fetch_page(
+        conn, ip, where=where, order_by=[ip.c.created_at, ip.c.id], page=page, count=count
+    )
 
 
 async def lock_on_connection(conn: Conn, *, connection_id: str) -> None:

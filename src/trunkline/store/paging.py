@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from trunkline.store.db import Conn
+from trunkline.store.schema import account_row_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,16 @@ def sort_order(table: sa.Table, sort: str) -> list[Any]:
     return [key, direction(table.c.created_at), direction(table.c.id)]
 
 
+def account_total(table: sa.Table, user_id: str) -> sa.Select[int]:
+    """The number of `table` rows the account holds, from `account_row_count` (exact: migration 0009's
+    triggers): the total of an unfiltered list, for `fetch_page`'s `count`."""
+    # PostgreSQL's sum() of a bigint is a numeric: cast back, so the total is an int on both engines.
+    held = sa.cast(sa.func.coalesce(sa.func.sum(account_row_count.c.n), 0), sa.BigInteger)
+    return sa.select(held).where(
+        account_row_count.c.table_name == table.name, account_row_count.c.user_id == user_id
+    )
+
+
 async def fetch_page(
     conn: Conn,
     table: sa.Table,
@@ -58,13 +69,17 @@ async def fetch_page(
     page: Page,
     columns: Sequence[Any] | None = None,
     count: sa.Select[int] | None = None,
+    by_ids: bool = False,
 ) -> PageResult:
     """One page of `table` rows matching `where`, in `order_by` order, with the total count.
 
-    `count`, when given, is a cheaper statement for the same total (a maintained counter).
+    `count`, when given, is a cheaper statement for the same total (a maintained counter). `by_ids`:
+    find the page's ids first on the first page too, for a `where` whose matches must be sorted (a
+    trigram filter's candidates), so that the sort holds ids and keys, not whole rows (measured on
+    SQLite, 100,000 of 1,000,000 rows matching: 870-1,010 → 600-680 ms).
     """
     stmt = sa.select(*(columns or [table])).order_by(*order_by)
-    if page.offset and "id" in table.c:
+    if (page.offset or by_ids) and "id" in table.c:
         # A deep page: find its ids first, from the index the order walks (covering where it holds
         # the filter and the order, as every list order's index does: store/schema.py), then read
         # only those rows; the rows of the pages before it are never fetched. `order_by` ends with

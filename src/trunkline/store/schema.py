@@ -58,7 +58,13 @@ outbound_voice_profile = sa.Table(
     sa.Column("concurrent_call_limit", sa.Integer, nullable=True),
     sa.Column("document", sa.Text, nullable=False),
     *_stamps(),
-    sa.Index("ix_outbound_voice_profile_user_id_created_at", "user_id", "created_at"),
+    # Every list order within an account (store/paging.py: the key, then created_at, then id), read
+    # from an index rather than sorted (migration 0009).
+    sa.Index("ix_outbound_voice_profile_user_id_created_at_id", "user_id", "created_at", "id"),
+    *(
+        sa.Index(f"ix_outbound_voice_profile_user_id_{key}", "user_id", key, "created_at", "id")
+        for key in ("name", "enabled", "traffic_type", "service_plan", "usage_payment_method")
+    ),
 )
 
 connection = sa.Table(
@@ -118,7 +124,18 @@ connection_count = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
-# Objects migration 0005 makes that differ by engine, outside this metadata so that autogenerate
+# How many rows each account holds in `table_name` (ip, fqdn, outbound_voice_profile, access_ip_range),
+# kept exact by triggers in the transaction that inserts or deletes one (migration 0009): an
+# unfiltered list's `meta.total_results` is one read (store/paging.py, `account_total`).
+account_row_count = sa.Table(
+    "account_row_count",
+    metadata,
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+# Objects migrations 0005 and 0009 make that differ by engine, outside this metadata so that autogenerate
 # neither drops them nor reports them (migrations/env.py):
 # - PostgreSQL: `ix_connection_name_trgm`, a pg_trgm GIN index on lower(connection_name)
 #   (https://www.postgresql.org/docs/current/pgtrgm.html#PGTRGM-INDEX), and the connection_name
@@ -126,13 +143,20 @@ connection_count = sa.Table(
 # - SQLite: `connection_name_trigram`, an FTS5 table with the trigram tokenizer
 #   (https://www.sqlite.org/fts5.html#the_trigram_tokenizer) whose rowid is the connection's numeric
 #   id, kept in step by triggers, its shadow tables, and the connection_name orders.
+# - Both, for outbound voice profile names (0009): `ix_outbound_voice_profile_name_trgm` on PostgreSQL,
+#   `outbound_voice_profile_name_trigram` on SQLite, the same way.
+_FTS5_SHADOWS = ("data", "idx", "content", "docsize", "config")
 SEARCH_OBJECTS = frozenset(
     {
         "ix_connection_name_trgm",
         "ix_connection_user_id_connection_name_created_at_id",
         "ix_connection_user_id_kind_connection_name_created_at_id",
-        "connection_name_trigram",
-        *(f"connection_name_trigram_{shadow}" for shadow in ("data", "idx", "content", "docsize", "config")),
+        "ix_outbound_voice_profile_name_trgm",
+        *(
+            name
+            for table in ("connection_name_trigram", "outbound_voice_profile_name_trigram")
+            for name in (table, *(f"{table}_{shadow}" for shadow in _FTS5_SHADOWS))
+        ),
     }
 )
 
@@ -160,7 +184,13 @@ ip = sa.Table(
     sa.Column("port", sa.Integer, nullable=False),
     *_stamps(),
     sa.UniqueConstraint("ip_address", "port"),
-    sa.Index("ix_ip_user_id_created_at", "user_id", "created_at"),
+    # The list's order within an account, alone and after each filter (migration 0009).
+    *(
+        sa.Index(
+            "_".join(["ix_ip_user_id", *filtered, "created_at_id"]), "user_id", *filtered, "created_at", "id"
+        )
+        for filtered in ((), ("connection_id",), ("ip_address",), ("port",))
+    ),
 )
 
 fqdn = sa.Table(
@@ -175,7 +205,17 @@ fqdn = sa.Table(
     sa.Column("dns_record_type", sa.String(8), nullable=False),
     sa.Column("port", sa.Integer, nullable=True),
     *_stamps(),
-    sa.Index("ix_fqdn_user_id_created_at", "user_id", "created_at"),
+    # The list's order within an account, alone and after each filter (migration 0009).
+    *(
+        sa.Index(
+            "_".join(["ix_fqdn_user_id", *filtered, "created_at_id"]),
+            "user_id",
+            *filtered,
+            "created_at",
+            "id",
+        )
+        for filtered in ((), ("connection_id",), ("fqdn",), ("port",), ("dns_record_type",))
+    ),
 )
 
 # The addresses FQDN records resolved to (A: the FQDN's port; SRV: each target and port), written by
@@ -203,6 +243,8 @@ access_ip_range = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     *_stamps(),
     sa.UniqueConstraint("user_id", "cidr_block"),
+    # The list's order within an account; `filter[created_at]` ranges too (migration 0009).
+    sa.Index("ix_access_ip_range_user_id_created_at_id", "user_id", "created_at", "id"),
 )
 
 # Per-account limits the operator sets (`trunkline accounts set-limits`); the SIP edge reads them through

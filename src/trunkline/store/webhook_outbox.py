@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,20 +60,48 @@ def target_of(document: dict[str, Any]) -> Target | None:
     )
 
 
-async def enqueue_call_events(conn: Conn, record_id: str, step: str) -> int:
+class Targets:
+    """Each connection's webhook target, read once per import batch (store/call_ingest.py): most
+    calls' connections have no webhook URL, and a batch holds many calls of few connections."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], Target | None] = {}
+
+    async def of(self, conn: Conn, connection_id: str, user_id: str) -> Target | None:
+        key = (connection_id, user_id)
+        if key not in self._known:
+            # The account too: a record never reaches another account's connection.
+            stmt = sa.select(connection.c.document).where(
+                connection.c.id == connection_id, connection.c.user_id == user_id
+            )
+            document = (await conn.execute(stmt)).scalar_one_or_none()
+            self._known[key] = target_of(orjson.loads(document)) if document else None
+        return self._known[key]
+
+
+async def enqueue_call_events(
+    conn: Conn,
+    record_id: str,
+    step: str,
+    *,
+    targets: Targets | None = None,
+    connection_id: str | None = None,
+    user_id: str | None = None,
+) -> int:
     """Write the events of a call step that just happened (`start`, `answer` or `end`) for the
     record's connection, when it has a webhook URL and belongs to the record's account. Returns how
-    many were written."""
+    many were written. A caller that knows the record's connection and account says so: a
+    connection without a webhook URL then costs no read of the record."""
+    targets = targets or Targets()
+    known = connection_id is not None and user_id is not None
+    if known and (not connection_id or await targets.of(conn, connection_id or "", user_id or "") is None):
+        return 0
     record = (
         (await conn.execute(sa.select(call_record).where(call_record.c.id == record_id))).mappings().first()
     )
     if record is None or not record["connection_id"]:
         return 0
-    stmt = sa.select(connection.c.document).where(
-        connection.c.id == record["connection_id"], connection.c.user_id == record["user_id"]
-    )
-    document = (await conn.execute(stmt)).scalar_one_or_none()
-    target = target_of(orjson.loads(document)) if document else None
+    target = await targets.of(conn, record["connection_id"], record["user_id"])
     if target is None:
         return 0
     if step == "start":
@@ -144,24 +172,79 @@ async def due(
     return (await conn.execute(stmt)).mappings().all()
 
 
+# What the attempt a dead worker left behind is recorded as, by the worker that takes the event next.
+ABANDONED = "no outcome recorded: the worker making this attempt stopped and its lease ran out"
+
+
 async def lease(
-    conn: Conn, event_id: str, *, owner: str, now: dt.datetime, seconds: float
-) -> RowMapping | None:
-    """Take the event for `seconds` unless another worker holds it; the row when this one got it."""
+    conn: Conn, wanted: Sequence[tuple[str, float]], *, owner: str, now: dt.datetime
+) -> list[Mapping[str, Any]]:
+    """Take each event of `wanted` (id, seconds to hold it) that no other worker holds; the rows this
+    worker got, in id order.
+
+    Taking an event counts the attempt about to be made (`attempts` + 1, the next `meta.attempt`): an
+    attempt whose worker dies before recording it still counts, so the next one has the next number.
+    Each event is taken by one conditional UPDATE on the row as read (its `attempts` and `lease_until`
+    unchanged, so no other worker took or settled it meanwhile), still pending and due, with no
+    unexpired lease. When the row held an expired lease, its attempt never came back: it is recorded
+    as such (ABANDONED), so `webhook_attempt` has a row for every number.
+
+    All of them in one transaction, one commit for the lot (on PostgreSQL a commit waits for the WAL
+    flush, so a commit per event would bound delivery by the disk), and in id order, so two workers
+    taking overlapping sets lock their rows in the same order and never deadlock."""
+    if not wanted:
+        return []
     at = stamp(now)
-    taken = await conn.execute(
-        webhook_event.update()
-        .where(
-            webhook_event.c.id == event_id,
-            webhook_event.c.status == PENDING,
-            sa.or_(webhook_event.c.lease_until.is_(None), webhook_event.c.lease_until < at),
-        )
-        .values(lease_owner=owner, lease_until=stamp(now + dt.timedelta(seconds=seconds)))
+    seconds = dict(wanted)
+    stmt = (
+        sa.select(webhook_event).where(webhook_event.c.id.in_(sorted(seconds))).order_by(webhook_event.c.id)
     )
-    if taken.rowcount != 1:
-        return None
-    stmt = sa.select(webhook_event).where(webhook_event.c.id == event_id)
-    return (await conn.execute(stmt)).mappings().first()
+    taken: list[Mapping[str, Any]] = []
+    for row in (await conn.execute(stmt)).mappings().all():
+        if row["status"] != PENDING or row["next_attempt_at"] > at:
+            continue
+        held = row["lease_until"]
+        if held is not None and held >= at:
+            continue
+        changes = {
+            "lease_owner": owner,
+            "lease_until": stamp(now + dt.timedelta(seconds=seconds[row["id"]])),
+            "attempts": int(row["attempts"]) + 1,
+            "updated_at": at,
+        }
+        done = await conn.execute(
+            webhook_event.update()
+            .where(
+                webhook_event.c.id == row["id"],
+                webhook_event.c.status == PENDING,
+                webhook_event.c.attempts == row["attempts"],
+                webhook_event.c.lease_until.is_(None)
+                if held is None
+                else webhook_event.c.lease_until == held,
+            )
+            .values(**changes)
+        )
+        if done.rowcount != 1:
+            continue
+        if held is not None:
+            await conn.execute(
+                sa.insert(webhook_attempt).values(
+                    event_id=row["id"],
+                    attempt=int(row["attempts"]),
+                    url=row["next_url"],
+                    attempted_at=row["updated_at"],  # when the abandoned attempt's lease was taken
+                    status_code=None,
+                    latency_ms=_ms_between(row["updated_at"], now),
+                    error=ABANDONED,
+                )
+            )
+        taken.append({**row, **changes})
+    return taken
+
+
+def _ms_between(since: str, now: dt.datetime) -> int:
+    start = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    return max(0, int((now - start).total_seconds() * 1000))
 
 
 @dataclass(frozen=True)
@@ -182,7 +265,14 @@ async def settle(conn: Conn, event_id: str, *, owner: str, attempt: Attempt, cha
     done = await conn.execute(
         webhook_event.update()
         .where(webhook_event.c.id == event_id, webhook_event.c.lease_owner == owner)
-        .values(**changes, attempts=attempt.number, lease_owner=None, lease_until=None, updated_at=ids.now())
+        .values(
+            **changes,
+            attempts=attempt.number,
+            last_error=(attempt.error or "")[:255] or None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=ids.now(),
+        )
     )
     if done.rowcount != 1:
         return False

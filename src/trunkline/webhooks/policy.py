@@ -28,9 +28,12 @@ def timeout_of(timeout_secs: int | None) -> float:
     return float(timeout_secs) if timeout_secs else DEFAULT_TIMEOUT_SECS
 
 
-def classify(status_code: int | None) -> Kind:
+def classify(status_code: int | None, *, blocked: bool = False) -> Kind:
     """2xx: delivered. No response (refused connection, timeout), 5xx, 408, 429: retry. Anything else
-    (3xx, which is not followed, and the other 4xx): the receiver refused this URL."""
+    (3xx, which is not followed, and the other 4xx): the receiver refused this URL. A URL this server
+    may not send to (`blocked`: webhooks/addresses.py) is refused as well: no later try would differ."""
+    if blocked:
+        return "refused"
     if status_code is None:
         return "retry"
     if 200 <= status_code < 300:
@@ -56,19 +59,28 @@ class RetryPolicy:
         return float(full / 2 + full / 2 * rand)
 
     def after(
-        self, event: Mapping[Any, Any], *, status_code: int | None, now: dt.datetime, rand: float
+        self,
+        event: Mapping[Any, Any],
+        *,
+        status_code: int | None,
+        now: dt.datetime,
+        rand: float,
+        blocked: bool = False,
+        attempt: int | None = None,
     ) -> dict[str, Any]:
-        """The event's new columns after an attempt to `event["next_url"]` that got `status_code`.
+        """The event's new columns after attempt number `attempt` (by default the one after
+        `event["attempts"]`) to `event["next_url"]` that got `status_code` (or was `blocked`, not
+        sent at all).
 
         `event` is the outbox row (store/schema.py, webhook_event); times are returned as datetimes
         under the column names, for store/webhook_outbox.py to write."""
         url = str(event["next_url"])
-        kind = classify(status_code)
+        kind = classify(status_code, blocked=blocked)
         if kind == "delivered":
             return {"status": "delivered", "delivered_at": now, "delivered_to": url}
         primary, failover = str(event["url"]), event["failover_url"]
         other = (failover if url == primary else primary) if failover else None
-        attempts = int(event["attempts"]) + 1
+        attempts = attempt if attempt is not None else int(event["attempts"]) + 1
         if kind == "refused":
             if url != primary or other is None:
                 return {"status": "failed"}

@@ -18,17 +18,16 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy.engine import RowMapping
 
 from trunkline.config import Settings
 from trunkline.store import webhook_outbox
 from trunkline.store.db import Database
-from trunkline.webhooks import delivery, policy, signing
+from trunkline.webhooks import addresses, delivery, policy, signing
 
 log = logging.getLogger("trunkline.webhooks")
 
@@ -37,7 +36,7 @@ LEASE_MARGIN_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
 
 
-def request_body(event: RowMapping, attempt: int, url: str) -> bytes:
+def request_body(event: Mapping[str, Any], attempt: int, url: str) -> bytes:
     """The exact bytes of one attempt: the stored event, and for version 2 its `meta`."""
     body: dict[str, Any] = orjson.loads(event["payload"])
     if event["api_version"] == "2":
@@ -58,6 +57,8 @@ class Worker:
         rand: Callable[[], float] = random.random,
         owner: str | None = None,
         lease_margin: float = LEASE_MARGIN_SECONDS,
+        allow_private: bool = False,
+        resolver: addresses.Resolver | None = None,
     ) -> None:
         self.db = db
         self.retry = retry or policy.RetryPolicy()
@@ -67,6 +68,9 @@ class Worker:
         self.keep_seconds = keep_seconds
         self.rand = rand
         self.lease_margin = lease_margin
+        # Off: private, loopback and link-local receivers are refused (webhooks/addresses.py).
+        self.allow_private = allow_private
+        self.resolver = resolver
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
         self._in_flight: dict[str, int] = collections.Counter()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,6 +94,7 @@ class Worker:
             per_receiver=settings.webhook_per_receiver,
             poll_seconds=settings.webhook_poll_seconds,
             keep_seconds=settings.webhook_keep_seconds,
+            allow_private=settings.webhook_allow_private,
         )
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ class Worker:
         await self._main
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._http = delivery.client(self.concurrency)
+        self._http = self._new_client()
         try:
             while not stop.is_set():
                 try:
@@ -152,29 +157,33 @@ class Worker:
         now = webhook_outbox.utcnow()
         async with self.db.transaction() as conn:
             candidates = await webhook_outbox.due(conn, now=now, limit=free * 4, busy_urls=busy)
-        started = 0
+        # The candidates this worker has room for, within its slots and each URL's, leased at once.
+        picked: list[tuple[str, float]] = []
+        planned: collections.Counter[str] = collections.Counter()
         for candidate in candidates:
-            if len(self._tasks) >= self.concurrency:
+            if len(self._tasks) + len(picked) >= self.concurrency:
                 break
             url = str(candidate["next_url"])
-            if self._in_flight[url] >= self.per_receiver:
+            if self._in_flight[url] + planned[url] >= self.per_receiver:
                 continue
+            planned[url] += 1
             seconds = policy.timeout_of(candidate["timeout_secs"]) + self.lease_margin
-            async with self.db.transaction(write=True) as conn:
-                event = await webhook_outbox.lease(
-                    conn, str(candidate["id"]), owner=self.owner, now=webhook_outbox.utcnow(), seconds=seconds
-                )
-            if event is None:
-                continue  # another worker has it
+            picked.append((str(candidate["id"]), seconds))
+        if not picked:
+            return 0
+        async with self.db.transaction(write=True) as conn:
+            events = await webhook_outbox.lease(conn, picked, owner=self.owner, now=webhook_outbox.utcnow())
+        # Those another worker took meanwhile are not among them.
+        for event in events:
+            url = str(event["next_url"])  # as leased: the candidate may be a moment old
             self._in_flight[url] += 1
             task = asyncio.create_task(self._attempt(event, url, signer))
             self._tasks.add(task)
-            started += 1
-        return started
+        return len(events)
 
-    async def _attempt(self, event: RowMapping, url: str, signer: signing.Signer) -> None:
+    async def _attempt(self, event: Mapping[str, Any], url: str, signer: signing.Signer) -> None:
         try:
-            number = int(event["attempts"]) + 1
+            number = int(event["attempts"])  # the lease counted this attempt
             body = request_body(event, number, url)
             at = webhook_outbox.utcnow()
             headers = signer.headers(body, int(time.time()))
@@ -182,7 +191,12 @@ class Worker:
                 self._client(), url, body, headers, policy.timeout_of(event["timeout_secs"])
             )
             changes = self.retry.after(
-                event, status_code=result.status_code, now=webhook_outbox.utcnow(), rand=self.rand()
+                event,
+                attempt=number,
+                status_code=result.status_code,
+                now=webhook_outbox.utcnow(),
+                rand=self.rand(),
+                blocked=result.blocked,
             )
             attempt = webhook_outbox.Attempt(
                 number, url, at, result.status_code, result.latency_ms, result.error
@@ -214,8 +228,11 @@ class Worker:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:  # poll() called without run(), as tests do
-            self._http = delivery.client(self.concurrency)
+            self._http = self._new_client()
         return self._http
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return delivery.client(self.concurrency, allow_private=self.allow_private, resolver=self.resolver)
 
     async def _housekeeping(self) -> None:
         if time.monotonic() - self._housekept < HOUSEKEEPING_SECONDS:

@@ -178,6 +178,20 @@ class IpOutbound(Outbound):
     tech_prefix: Annotated[str, Field(pattern=r"^([0-9]{4})?$")] = ""
 
 
+def _http_or_https(value: str) -> str:
+    if value.split(":", 1)[0].lower() not in ("http", "https"):
+        raise ValueError("must be an http or https URL, such as https://example.com/webhooks")
+    return value
+
+
+# Where events are POSTed: an absolute URL ("Must include a scheme, such as 'https'", Telnyx's spec)
+# of a scheme they can be POSTed with. Which addresses may receive them is the delivering server's
+# setting, checked when it connects (docs/webhooks.md, "Where events may go").
+WebhookUrl = Annotated[Url, AfterValidator(_http_or_https)]
+# Or "" (Telnyx's default for the failover URL).
+WebhookUrlOrEmpty = Annotated[UrlOrEmpty, AfterValidator(lambda v: v if v == "" else _http_or_https(v))]
+
+
 class ConnectionSettings(TelnyxModel):
     """The fields all three kinds share (credential, FQDN and IP connections in Telnyx's spec)."""
 
@@ -204,8 +218,8 @@ class ConnectionSettings(TelnyxModel):
     rtcp_settings: RtcpSettings = Field(default_factory=RtcpSettings)
     tags: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list, max_length=100)
     webhook_api_version: Literal["1", "2"] = "1"
-    webhook_event_url: Url | None = None
-    webhook_event_failover_url: UrlOrEmpty | None = ""
+    webhook_event_url: WebhookUrl | None = None
+    webhook_event_failover_url: WebhookUrlOrEmpty | None = ""
     webhook_timeout_secs: int | None = Field(None, ge=0, le=30)
 
 

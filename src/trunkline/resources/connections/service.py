@@ -85,7 +85,9 @@ async def attachment_errors(
 
 async def get_document(conn: Conn, user_id: str, spec: KindSpec, id: str) -> str:
     """The stored record as JSON text: the hot path serves it without parsing it."""
-    document: str = (await _get_row(conn, user_id, spec, id))["document"]
+    document = await store.get_document(conn, user_id=user_id, id=id, kind=spec.kind)
+    if document is None:
+        raise ResourceNotFound(f"{spec.title} {id} not found.")
     return document
 
 

@@ -2,7 +2,7 @@
 subdomain calls by, and each FQDN address's SRV priority and weight
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 
 - `connection.sip_subdomain`: `inbound.sip_subdomain` of IP and FQDN connections, with a unique index
   (a subdomain names one connection on the whole server). Filled from the stored documents; where
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"  # becomes "0009" once that migration lands
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
