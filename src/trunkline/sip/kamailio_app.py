@@ -100,6 +100,9 @@ class App:
         self.rng = random.Random()
 
     def child_init(self, rank: int) -> int:
+        # mod_init runs before Kamailio forks its workers: without a seed of its own, every worker
+        # would draw the same round-robin orders, call for call.
+        self.rng = random.Random()
         return 0
 
     # -- outbound policy ------------------------------------------------------------------------
