@@ -16,6 +16,7 @@ from tests.sip.conftest import Edge, eventually
 from tests.sip.test_calls import upstream_invites
 from tests.sip.test_edge import service_name
 from tests.sip.test_policy import caller, records
+from tests.sip.tls_phone import dialog_of, header
 
 
 class Phone:
@@ -67,19 +68,14 @@ class Phone:
                 return reply
 
     def ack_refusal(self, reply: str) -> None:
-        to = _header(reply, "To")
+        to = header(reply, "To")
         lines = self.head("ACK", f"sip:{self.number}@127.0.0.1:{self.edge.sip_port}", 1, to, "x")
         lines[1] = self.invite_branch  # a non-2xx's ACK reuses the INVITE's branch (RFC 3261 17.1.1.3)
         self.send(lines)
 
     def hang_up(self, answer: str) -> str:
-        routes = [
-            r.strip()
-            for line in reversed(_headers(answer, "Record-Route"))
-            for r in reversed(line.split(","))
-        ]
-        target = re.sub(r"^.*<([^>]+)>.*$", r"\1", _header(answer, "Contact"))
-        to = _header(answer, "To")
+        target, routes = dialog_of(answer)
+        to = header(answer, "To")
         for method, cseq in (("ACK", 1), ("BYE", 2)):
             self.send(
                 [
@@ -91,14 +87,6 @@ class Phone:
             reply = self.sock.recv(65535).decode()
             if "CSeq: 2 BYE" in reply:
                 return reply.split("\r\n", 1)[0]
-
-
-def _headers(message: str, name: str) -> list[str]:
-    return re.findall(rf"(?im)^{re.escape(name)}\s*:\s*(.*?)\s*$", message.split("\r\n\r\n", 1)[0])
-
-
-def _header(message: str, name: str) -> str:
-    return _headers(message, name)[0]
 
 
 def test_an_admitted_invite_and_its_retransmission_are_one_call_one_channel_one_record(

@@ -64,6 +64,15 @@ def status(message: str) -> str:
     return message.split("\r\n", 1)[0]
 
 
+def dialog_of(answer: str) -> tuple[str, list[str]]:
+    """A 2xx's remote target (its Contact URI) and route set (its Record-Route list reversed, RFC 3261
+    section 12.1.2): where the ACK and BYE of the dialog go."""
+    routes = [
+        r.strip() for line in reversed(headers(answer, "Record-Route")) for r in reversed(line.split(","))
+    ]
+    return re.sub(r"^.*<([^>]+)>.*$", r"\1", header(answer, "Contact")), routes
+
+
 def _branch() -> str:
     return "z9hG4bK" + uuid.uuid4().hex[:16]
 
@@ -109,10 +118,8 @@ def call(
         )
         link.sock.close()
         return seen
-    # The route set is the answer's Record-Route list, reversed (RFC 3261 section 12.1.2).
-    routes = [r for line in reversed(headers(reply, "Record-Route")) for r in reversed(line.split(","))]
-    target = re.sub(r"^.*<([^>]+)>.*$", r"\1", header(reply, "Contact"))
-    dialog = [*common, f"To: {header(reply, 'To')}", *(f"Route: {r.strip()}" for r in routes)]
+    target, routes = dialog_of(reply)
+    dialog = [*common, f"To: {header(reply, 'To')}", *(f"Route: {r}" for r in routes)]
 
     def via_new() -> str:
         return f"Via: SIP/2.0/TLS {source}:{local_port};branch={_branch()}"
