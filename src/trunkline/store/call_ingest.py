@@ -19,12 +19,11 @@ from decimal import Decimal
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trunkline import rating
 from trunkline.sip.state import CallEvent as Event
 from trunkline.store import ids, webhook_outbox
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, insert_on_conflict
 from trunkline.store.schema import call_record, connection_spend
 
 CURRENCY = "USD"
@@ -53,9 +52,8 @@ async def ingest(conn: Conn, events: Sequence[Event]) -> None:
 
 async def _start(conn: Conn, event: Event, targets: webhook_outbox.Targets) -> None:
     d = event.data
-    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
     done = await conn.execute(
-        dialect_insert(call_record)
+        insert_on_conflict(conn, call_record)
         .values(
             id=event.record_id,
             user_id=d["user_id"],
@@ -139,8 +137,7 @@ async def _end(conn: Conn, event: Event, targets: webhook_outbox.Targets) -> Non
 
 
 async def _add_spend(conn: Conn, connection_id: str, day: str, nanos: int) -> None:
-    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
-    insert = dialect_insert(connection_spend).values(
+    insert = insert_on_conflict(conn, connection_spend).values(
         connection_id=connection_id, day=day, cost_nanos=nanos, calls=1
     )
     await conn.execute(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trunkline.store import ids
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, insert_on_conflict
 from trunkline.store.schema import config_version
 
 # What the SIP edge caches and must reload when it changes: the source-address ACL (IPs, resolved
@@ -22,8 +21,7 @@ async def bump(conn: Conn, topic: str) -> None:
     UPDATE is atomic on both engines (https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT,
     https://www.sqlite.org/lang_upsert.html).
     """
-    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
-    insert = dialect_insert(config_version).values(topic=topic, version=1, updated_at=ids.now())
+    insert = insert_on_conflict(conn, config_version).values(topic=topic, version=1, updated_at=ids.now())
     await conn.execute(
         insert.on_conflict_do_update(
             index_elements=[config_version.c.topic],

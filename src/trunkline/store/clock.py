@@ -12,9 +12,8 @@ import datetime as dt
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from trunkline.store.db import Conn, Database
+from trunkline.store.db import Conn, Database, insert_on_conflict
 from trunkline.store.schema import clock_offset
 
 ROW_ID = 1
@@ -55,8 +54,7 @@ async def set_offset_ms(db: Conn | Database, ms: int) -> None:
         async with db.transaction(write=True) as conn:
             await set_offset_ms(conn, ms)
         return
-    dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-    insert = dialect_insert(clock_offset).values(id=ROW_ID, offset_ms=ms)
+    insert = insert_on_conflict(db, clock_offset).values(id=ROW_ID, offset_ms=ms)
     await db.execute(
         insert.on_conflict_do_update(
             index_elements=[clock_offset.c.id], set_={"offset_ms": insert.excluded.offset_ms}

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, TypeVarTuple, overload
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -28,6 +29,7 @@ __all__ = [
     "Database",
     "DatabaseUnavailable",
     "first_value",
+    "insert_on_conflict",
     "make_sqlite_engine",
     "normalize_url",
     "sync_url",
@@ -111,6 +113,13 @@ async def _pg_connect(engine: AsyncEngine, write: bool) -> AsyncConnection:
         # its first statement and committed or rolled back by `Database.transaction`.
         await conn.execution_options(isolation_level="READ COMMITTED")
     return conn
+
+
+def insert_on_conflict(conn: Conn, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT in the connection's dialect, whose ON CONFLICT clauses (`on_conflict_do_nothing`,
+    `on_conflict_do_update`) both engines run atomically
+    (https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT, https://www.sqlite.org/lang_upsert.html)."""
+    return postgresql.insert(table) if conn.dialect == "postgresql" else sqlite.insert(table)
 
 
 async def first_value(conn: Conn, stmt: sa.Select[tuple[Any]], params: Mapping[str, Any]) -> Any:

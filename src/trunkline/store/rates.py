@@ -18,11 +18,10 @@ from dataclasses import dataclass
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trunkline.rating import Rate, candidate_prefixes
 from trunkline.store import ids
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, insert_on_conflict
 from trunkline.store.schema import rate, rate_deck
 
 # Rates per batch: a batch is all the memory an import holds, however long the deck.
@@ -185,9 +184,8 @@ async def replace_from_stage(conn: Conn, *, source: str | None) -> DeckChange:
         raise ValueError("a deck needs at least one rate; clear the deck to turn rate rules off")
     previous = await _delete_all(conn)
     await conn.execute(_COPY)
-    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
     values = {"rates": staged, "source": None if source is None else source[:255], "imported_at": ids.now()}
-    insert = dialect_insert(rate_deck).values(id=DECK_ID, **values)
+    insert = insert_on_conflict(conn, rate_deck).values(id=DECK_ID, **values)
     await conn.execute(
         insert.on_conflict_do_update(
             index_elements=[rate_deck.c.id], set_={name: insert.excluded[name] for name in values}

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, insert_on_conflict
 from trunkline.store.schema import virtual_registration as vr
 
 _GET = sa.select(vr).where(vr.c.connection_id == sa.bindparam("connection_id"))
@@ -22,8 +21,7 @@ async def get(conn: Conn, *, connection_id: str) -> RowMapping | None:
 async def put(conn: Conn, **values: Any) -> None:
     """Insert or replace the connection's row in one statement, so two PUTs racing cannot both insert
     (https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT)."""
-    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
-    insert = dialect_insert(vr).values(**values)
+    insert = insert_on_conflict(conn, vr).values(**values)
     changed = {k: insert.excluded[k] for k in values if k not in ("connection_id", "created_at")}
     await conn.execute(insert.on_conflict_do_update(index_elements=[vr.c.connection_id], set_=changed))
 

@@ -7,10 +7,9 @@ CONFLICT DO NOTHING on the fixed id) and both then read the winner's, so all sig
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trunkline.store import ids
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, insert_on_conflict
 from trunkline.store.schema import webhook_key
 
 ROW_ID = 1
@@ -18,9 +17,8 @@ ROW_ID = 1
 
 async def keep_first(conn: Conn, *, public_key: str, private_key: str) -> tuple[str, str]:
     """Store this pair unless one is stored already; the stored pair (public, private), base64."""
-    dialect_insert = postgresql.insert if conn.dialect == "postgresql" else sqlite.insert
     await conn.execute(
-        dialect_insert(webhook_key)
+        insert_on_conflict(conn, webhook_key)
         .values(id=ROW_ID, public_key=public_key, private_key=private_key, created_at=ids.now())
         .on_conflict_do_nothing(index_elements=[webhook_key.c.id])
     )
