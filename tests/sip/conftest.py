@@ -295,6 +295,25 @@ def sip_edge(database_url: str, backend: str) -> Iterator[Edge]:
         yield edge
 
 
+@pytest.fixture
+def pbxs(sip_edge: Edge) -> Iterator[Callable[..., Any]]:
+    """`pbxs(ip, scenario="gateway.xml", final="")` starts a SIPp PBX route on `ip` (each SIP test
+    module uses an address range of its own: modules share a database, and an address names a
+    connection); every one started is stopped after the test."""
+    from tests.sip.test_upstreams import Gateway  # a test module that imports this one
+
+    started: list[Gateway] = []
+
+    def start(ip: str, scenario: str = "gateway.xml", final: str = "") -> Gateway:
+        log = sip_edge.workdir / f"pbx-{ip}-{uuid.uuid4().hex[:6]}.log"
+        started.append(Gateway(ip, free_udp_tcp_port(ip), "udp", log).start(scenario, final=final))
+        return started[-1]
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
 # Fixtures that hand a test a running edge; the log check below watches whichever a test uses.
 EDGE_FIXTURES = ("sip_edge", "policy_edge")
 

@@ -9,34 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.sip.conftest import Edge, eventually, free_udp_tcp_port
+from tests.sip.conftest import Edge, eventually
 from tests.sip.test_calls import user_id_of
 from tests.sip.test_edge import in_acl
 from tests.sip.test_inbound import assign, carrier_call, finals, new_number
 from tests.sip.test_policy import finished
-from tests.sip.test_upstreams import Gateway
 from trunkline.sip.state import Address
-
-
-@pytest.fixture
-def pbxs(sip_edge: Edge) -> Iterator[Any]:
-    started: list[Gateway] = []
-
-    def start(ip: str, scenario: str = "gateway.xml", final: str = "") -> Gateway:
-        gw = Gateway(
-            ip, free_udp_tcp_port(ip), "udp", sip_edge.workdir / f"fq-{ip}-{uuid.uuid4().hex[:6]}.log"
-        )
-        started.append(gw.start(scenario, final=final))
-        return gw
-
-    yield start
-    for gw in started:
-        gw.stop()
 
 
 def fqdn_trunk(edge: Edge, record_type: str, answers: set[Address]) -> tuple[str, str]:

@@ -1,8 +1,8 @@
 """Inbound calls: a carrier (a SIPp UAC on the upstream's address) calls one of our numbers; the
 edge delivers it to the number's connection as Telnyx does, failing over between routes.
 
-PBX routes are SIPp UASs on their own loopback addresses (tests/sip/test_upstreams.py's Gateway);
-timers are set to a second or two so the timeout tests stay short.
+PBX routes are SIPp UASs on 127.0.1.x (the `pbxs` fixture of tests/sip/conftest.py), a range no
+other SIP test module uses; timers are set to a second or two so the timeout tests stay short.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ import json
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 import telnyx
 
@@ -32,24 +30,6 @@ CALLER = "+13125550199"
 
 def new_number() -> str:
     return "+1312" + str(2_000_000 + uuid.uuid4().int % 8_000_000)
-
-
-@pytest.fixture
-def pbxs(sip_edge: Edge) -> Iterator[Any]:
-    """Start PBX routes on 127.0.1.x, a range no other SIP test module uses (modules share a
-    database, and an address names a connection); stopped after the test."""
-    started: list[Gateway] = []
-
-    def start(ip: str, scenario: str = "gateway.xml", final: str = "") -> Gateway:
-        gw = Gateway(
-            ip, free_udp_tcp_port(ip), "udp", sip_edge.workdir / f"pbx-{ip}-{uuid.uuid4().hex[:6]}.log"
-        )
-        started.append(gw.start(scenario, final=final))
-        return gw
-
-    yield start
-    for gw in started:
-        gw.stop()
 
 
 def assign(edge: Edge, client: telnyx.Telnyx, number: str, conn_id: str | None, user_id: str) -> None:

@@ -8,13 +8,12 @@ and an address names a connection).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import telnyx
 
-from tests.sip.conftest import Edge, SippResult, eventually, free_udp_tcp_port
+from tests.sip.conftest import Edge, SippResult, eventually
 from tests.sip.test_calls import user_id_of
 from tests.sip.test_edge import in_acl
 from tests.sip.test_inbound import finals
@@ -25,16 +24,8 @@ DOMAIN = "sip.trunkline.local"
 
 
 @pytest.fixture
-def pbx(sip_edge: Edge) -> Iterator[Gateway]:
-    gw = Gateway(
-        "127.0.6.71",
-        free_udp_tcp_port("127.0.6.71"),
-        "udp",
-        sip_edge.workdir / f"sub-{uuid.uuid4().hex[:6]}.log",
-    )
-    gw.start("gateway.xml")
-    yield gw
-    gw.stop()
+def pbx(pbxs: Any) -> Gateway:
+    return pbxs("127.0.6.71")
 
 
 def trunk(edge: Edge, client: telnyx.Telnyx, route: Gateway, receive: str | None) -> tuple[str, str]:
