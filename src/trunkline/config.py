@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -32,8 +33,11 @@ class Settings(BaseSettings):
     rate_limit: str = "1000/second"
     # Failed authentications allowed per client address (IPv6: per /64) and minute; then 429.
     auth_failure_limit: int = 30
-    # redis://host:port/db: rate-limit counters shared by every API instance; unset keeps them in process.
+    # redis://host:port/db: rate-limit counters shared by every API instance, and the SIP edges' call
+    # counts shared by every edge (docs/deploy.md); unset keeps both in process.
     redis_url: str | None = None
+    # The prefix of trunkline's keys in Redis: deployments that share one Redis need one each.
+    redis_prefix: str = Field("trunkline:", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     # Comma-separated addresses or CIDR blocks of proxies whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
     # How often each instance reloads the access IP ranges (seconds); a change on this instance is
@@ -80,6 +84,13 @@ class Settings(BaseSettings):
     # usrloc's timer: how long lapsed bindings linger and, on SQLite, how far `location` lags memory.
     sip_timer_interval: int = 10
     sip_children: int = 2
+    # With shared call counts (redis_url): how long a call stays counted after its edge stopped
+    # renewing it (an edge that crashed), and what a call gets while Redis does not answer.
+    sip_counter_lease_seconds: int = Field(30, ge=3, le=3600)
+    sip_counters_unavailable: Literal["refuse", "admit"] = "refuse"
+    # The other SIP edges of the deployment, comma-separated IP addresses: a call one of them admits for
+    # a device registered at this edge is relayed through this one (docs/deploy.md).
+    sip_peers: str = ""
     # How often the edge looks for API changes, and bounds on re-resolving FQDNs (their TTL between).
     sip_poll_seconds: float = 0.1
     sip_fqdn_min_refresh_seconds: float = 5.0
@@ -120,6 +131,21 @@ class Settings(BaseSettings):
         if v is not None and not 0 <= v <= 1023:
             raise ValueError("node_id must be between 0 and 1023")
         return v
+
+    @field_validator("sip_peers")
+    @classmethod
+    def _peers_are_addresses(cls, v: str) -> str:
+        for peer in filter(None, (p.strip() for p in v.split(","))):
+            try:
+                ipaddress.ip_address(peer)
+            except ValueError:
+                raise ValueError(f"TRUNKLINE_SIP_PEERS: {peer!r} is not an IP address") from None
+        return v
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """TRUNKLINE_SIP_PEERS as addresses, in their canonical spelling (how $si shows them)."""
+        return tuple(str(ipaddress.ip_address(p.strip())) for p in self.sip_peers.split(",") if p.strip())
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

@@ -87,6 +87,11 @@ def edge_config(settings: Settings) -> EdgeConfig:
         children=settings.sip_children,
         tcp_children=settings.sip_children,
         python_path=python_path(),
+        counters_url=settings.redis_url,
+        counters_prefix=settings.redis_prefix,
+        counter_lease_seconds=settings.sip_counter_lease_seconds,
+        counters_unavailable=settings.sip_counters_unavailable,
+        peers=settings.peers,
         **tls_settings(settings, base),
     )
 
@@ -114,8 +119,11 @@ def python_path() -> tuple[str, ...]:
 
 
 def registration_view(settings: Settings) -> EdgeView:
-    """How the API reads registrations: Kamailio's file (SQLite) and its `reg` htable over RPC."""
+    """How the API reads registrations on SQLite: Kamailio's file and its `reg` htable over RPC. On
+    PostgreSQL both are in the shared database (store/registrations.py), whichever edge wrote them."""
     config = edge_config(settings)
+    if not is_sqlite(settings):
+        return EdgeView()
     rpc = RpcClient(config.rpc_socket, timeout=1.0)
 
     async def last_event(user_name: str) -> RegistrationEvent | None:

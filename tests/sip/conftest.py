@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -24,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import telnyx
 
 from tests.conftest import mint_key, test_settings
 from tests.server import LiveServer
-from tests.services import missing
+from tests.services import REDIS_URL, missing
 from trunkline import edge as edge_wiring
 from trunkline.sip.dns import Resolution
-from trunkline.sip.rpc import KamailioRpcError, RpcClient
+from trunkline.sip.rpc import RpcClient
 from trunkline.sip.service import EdgeService
 from trunkline.sip.state import Address, FqdnTarget
 from trunkline.store.db import Database
@@ -106,6 +108,9 @@ class Edge:
     workdir: Path
     _uas: subprocess.Popen[bytes] | None = None
     used_ports: set[int] = field(default_factory=set)
+    # With call counts shared in Redis (sip/counters.py): where, and the prefix of this edge's keys.
+    counts_url: str = REDIS_URL
+    counts_prefix: str | None = None
 
     @property
     def rpc(self) -> RpcClient:
@@ -187,16 +192,16 @@ class Edge:
         cmd = self._sipp_cmd(scenario, local_ip, local_port, None, args, 20.0, tmp / "messages.log")
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
 
-    def last_outcome(self, user: str) -> str | None:
-        """The edge's newest REGISTER outcome for a user ("ok", "unreg", "fail"), if any."""
-        try:
-            value = self.rpc.call("htable.get", "reg", user)["item"]["value"]
-        except KamailioRpcError:
-            return None
-        return str(value).split("|")[1]
-
     def calls_of(self, connection_id: str, *, profile: str = "outc") -> int:
-        """Calls the edge counts against a connection's channel limit right now (outc/inc/ovp)."""
+        """Calls the edge counts against a channel limit right now (outc/inc/ovp/acct): its dialog
+        profile, or with shared counts the counter in Redis (its unexpired members)."""
+        if self.counts_prefix is not None:
+            key = f"{self.counts_prefix}calls:{profile}:{json.dumps(connection_id)}"
+            client = redis.Redis.from_url(self.counts_url)
+            try:
+                return int(client.zcount(key, int(time.time() * 1000), "+inf"))
+            finally:
+                client.close()
         result = self.rpc.call("dlg.profile_get_size", profile, connection_id)
         return int(result.get("size", 0)) if isinstance(result, dict) else int(result or 0)
 
@@ -228,9 +233,34 @@ class Edge:
         return asyncio.run(go())
 
 
+def redis_prefix(url: str = REDIS_URL) -> str:
+    """A key prefix of its own in a test Redis, for one edge's shared call counts."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        missing(f"Redis is not reachable at {url}")
+    finally:
+        client.close()
+    return f"test-{uuid.uuid4().hex[:10]}:"
+
+
+def forget(prefix: str, url: str = REDIS_URL) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @contextlib.contextmanager
-def running_edge(database_url: str, backend: str) -> Iterator[Edge]:
-    """Kamailio, an API server and the upstream UAS on `database_url`, torn down after."""
+def running_edge(
+    database_url: str, backend: str, *, shared_counts: bool = False, **settings_overrides: Any
+) -> Iterator[Edge]:
+    """Kamailio, an API server and the upstream UAS on `database_url`, torn down after. With
+    `shared_counts`, the edge counts calls in Redis (the test Redis unless `redis_url` is among the
+    overrides; 3 s leases) under a prefix of its own."""
     for tool in ("kamailio", "sipp"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             missing(
@@ -256,7 +286,11 @@ def running_edge(database_url: str, backend: str) -> Iterator[Edge]:
     if backend == "postgresql":
         # Kamailio logs in as the role migration 0002 created: SELECT on our views, `location` only.
         overrides["sip_database_url"] = database_url.replace("//postgres@", "//trunkline_kamailio@", 1)
-    settings = test_settings(database_url, **overrides)
+    counts_url = str(settings_overrides.pop("redis_url", REDIS_URL))
+    prefix = redis_prefix(counts_url) if shared_counts else None
+    if prefix is not None:
+        overrides |= {"redis_url": counts_url, "redis_prefix": prefix, "sip_counter_lease_seconds": 3}
+    settings = test_settings(database_url, **(overrides | settings_overrides))
     resolver = FakeResolver()
     service = edge_wiring.service(settings, resolver=resolver).start_in_thread()
     server = LiveServer(settings).start()
@@ -279,6 +313,7 @@ def running_edge(database_url: str, backend: str) -> Iterator[Edge]:
         cwd=workdir,
     )
     edge = Edge(server, service, sip_port, upstream_port, database_url, resolver, workdir, uas)
+    edge.counts_url, edge.counts_prefix = counts_url, prefix
     try:
         yield edge
     finally:
@@ -286,7 +321,12 @@ def running_edge(database_url: str, backend: str) -> Iterator[Edge]:
         uas.wait(timeout=10)
         server.stop()
         service.stop_thread()
-        shutil.rmtree(workdir, ignore_errors=True)
+        # TRUNKLINE_TEST_KEEP_EDGE=1 keeps the directory (kamailio.log, SIPp traces) to look at after.
+        if not os.environ.get("TRUNKLINE_TEST_KEEP_EDGE"):
+            shutil.rmtree(workdir, ignore_errors=True)
+        if prefix is not None:
+            with contextlib.suppress(redis.RedisError):
+                forget(prefix, counts_url)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@
 Each refusal is checked three ways: the status code, the exact reason phrase (Telnyx SIP Response
 Codes, https://support.telnyx.com/en/articles/4409457-telnyx-sip-response-codes), and that the call
 never reached the upstream UAS. Callers send from 127.0.0.3x-6x, the upstream listens on 127.0.0.2.
+
+Every test runs twice: with the edge's own call counts (dialog profiles in Kamailio's memory) and with
+counts shared in Redis (sip/counters.py, TRUNKLINE_REDIS_URL), the second on a database of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,8 @@ import pytest
 import sqlalchemy as sa
 import telnyx
 
-from tests.sip.conftest import REALM, Edge, SippResult, eventually, free_udp_tcp_port
+from tests.conftest import migrated_database
+from tests.sip.conftest import REALM, Edge, SippResult, eventually, free_udp_tcp_port, running_edge
 from tests.sip.test_edge import (
     PASSWORD,
     credential,
@@ -34,6 +39,20 @@ from trunkline.store import changes, ids
 from trunkline.store import fqdns as store_fqdns
 
 pytestmark = pytest.mark.sip
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def sip_edge(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Edge]:
+    """This module's edge, counting calls in memory or in Redis; its database is its own, since
+    connections are found by address and another module's may hold these addresses."""
+    with (
+        migrated_database(backend, tmp_path_factory) as url,
+        running_edge(url, backend, shared_counts=request.param == "redis") as edge,
+    ):
+        yield edge
+
 
 ADMITTED = "SIP/2.0 200 OK"
 

@@ -47,6 +47,22 @@ CONFIGS = {
         tls_cert=Path("/etc/trunkline/edge.crt"),
         tls_key=Path("/etc/trunkline/edge.key"),
     ),
+    # One edge of several (docs/deploy.md): call counts in Redis, the other edges as peers.
+    "kamailio-postgres-cluster.cfg": EdgeConfig(
+        sip_host="10.20.0.21",
+        sip_port=5060,
+        realm="sip.example.net",
+        engine="postgres",
+        app_db_url="postgres://trunkline_kamailio:secret@10.20.0.2:5432/trunkline",
+        edge_db_url="postgres://trunkline_kamailio:secret@10.20.0.2:5432/trunkline",
+        run_dir=Path("/run/trunkline/sip"),
+        counters_url="redis://10.20.0.2:6379/0",
+        counter_lease_seconds=30,
+        peers=("10.20.0.22", "2001:db8::22"),
+        tls_port=5061,
+        tls_cert=Path("/etc/trunkline/edge.crt"),
+        tls_key=Path("/etc/trunkline/edge.key"),
+    ),
 }
 
 
@@ -71,9 +87,9 @@ def test_sqlite_keeps_one_writer_per_file() -> None:
     assert "#!define WITH_SQLITE" in text
 
 
-def test_postgres_writes_through_and_selects_sha256() -> None:
+def test_postgres_keeps_bindings_in_the_database_only_and_selects_sha256() -> None:
     text = render.render(CONFIGS["kamailio-postgres-sha256.cfg"])[render.CONFIG_FILE]
-    assert 'modparam("usrloc", "db_mode", 1)' in text
+    assert 'modparam("usrloc", "db_mode", 3)' in text
     assert 'modparam("auth_db", "password_column", "ha1_sha256")' in text
     assert "#!define WITH_SHA256" in text and "#!define WITH_UPSTREAM" in text
     assert 'modparam("dispatcher", "list_file", "/run/trunkline/sip/dispatcher.list")' in text
@@ -146,3 +162,19 @@ def test_tls_is_rendered_only_with_a_listener() -> None:
     plain = CONFIGS["kamailio-sqlite.cfg"]
     assert render.tls_config(plain) is None
     assert "#!define WITH_TLS" not in render.render(plain)[render.CONFIG_FILE]
+
+
+def test_peers_match_their_addresses_only() -> None:
+    import re
+
+    pattern = render.peers_pattern(("10.20.0.22", "2001:db8::22"))
+    assert re.fullmatch(pattern, "10.20.0.22") and re.fullmatch(pattern, "2001:db8::22")
+    assert not re.fullmatch(pattern, "10.20.0.2") and not re.fullmatch(pattern, "10.20.0.222")
+    assert not re.fullmatch(pattern, "10x20.0.22")
+    assert render.peers_pattern(()) == "^$"
+
+
+def test_the_boot_file_hands_the_shared_counts_to_the_workers() -> None:
+    boot = render.python_boot(CONFIGS["kamailio-postgres-cluster.cfg"])
+    assert "'url': 'redis://10.20.0.2:6379/0'" in boot and "'lease_seconds': 30" in boot
+    assert "counters=None" in render.python_boot(CONFIGS["kamailio-sqlite.cfg"])

@@ -5,8 +5,9 @@ Telnyx lists the statuses but defines none of them
 what each means here is trunkline's choice, pinned by tests/unit/test_registration_status.py.
 
 Two sources, both written by Kamailio: the live bindings (usrloc `location`) and the newest REGISTER
-outcome per user (the edge's `reg` htable, read over JSON-RPC), which is what tells a de-REGISTER, a
-lapsed binding and a refused password apart once the binding is gone.
+outcome per user, which is what tells a de-REGISTER, a lapsed binding and a refused password apart
+once the binding is gone. On PostgreSQL both are tables every edge writes and every API instance reads
+(store/registrations.py); on SQLite the outcome is in the one edge's `reg` htable, read over JSON-RPC.
 
 A third, for tests without a phone: a virtual registration set through the control API
 (`PUT /_trunkline/registrations/{id}`, docs/testing-control.md). It is reported in the same shape;
@@ -68,7 +69,9 @@ async def check(conn: Conn, user_id: str, id: str, edge: EdgeView | None = None)
         return {"record_type": "registration_status", "status": "Not Applicable", "sip_username": user_name}
     edge = edge or EdgeView()
     found = await store.bindings(conn, user_name=user_name, sqlite_file=edge.location_file)
-    event = await edge.last_event(user_name) if edge.last_event else None
+    event = await store.last_outcome(conn, user_name=user_name)
+    if event is None and edge.last_event is not None:
+        event = await edge.last_event(user_name)
     seen = decide(found, event, time.time())
     virtual = await store_virtual.get(conn, connection_id=id)
     # Timestamps share one fixed-width format, so text order is time order (store/schema.py).

@@ -23,7 +23,7 @@ from typing import Any
 import KSR  # type: ignore[import-not-found]  # provided by Kamailio's app_python3
 
 from trunkline import rating
-from trunkline.sip import numbers, policy, routing
+from trunkline.sip import counters, numbers, policy, routing
 from trunkline.sip.call_log import Writer
 
 # A final status the caller got → Telnyx's hangup_cause (the values of the SDK's call.hangup event,
@@ -92,12 +92,17 @@ def _i(name: str, default: int = 0) -> int:
         return default
 
 
+# How often, at most, an unreachable Redis is logged: every call meets it, the log must not.
+_OUTAGE_LOG_SECONDS = 10.0
+
+
 class App:
-    def __init__(self, spool: str) -> None:
+    def __init__(self, spool: str, counters: dict[str, Any] | None = None) -> None:
         self.writer = Writer(Path(spool))
         self.dialled: numbers.Dialled | None = None
         self.real = 0.0
         self.rng = random.Random()
+        self.shared: SharedCounts | None = SharedCounts(**counters) if counters else None
 
     def child_init(self, rank: int) -> int:
         # mod_init runs before Kamailio forks its workers: without a seed of its own, every worker
@@ -162,8 +167,29 @@ class App:
         _refuse(policy.invalid_number())
         return 1
 
-    def cld_exceeded(self, msg: Any, args: str = "") -> int:
-        _refuse(policy.cld_refusal())
+    # -- channel limits -----------------------------------------------------------------------
+
+    def over_limit(self, msg: Any, args: str = "") -> int:
+        """The limit in $var(over) (kamailio.cfg route TAKE, counts in memory) → the refusal."""
+        _refuse_now(policy.over_limit(_s("$var(over)")))
+        return 1
+
+    def take(self, msg: Any, args: str = "") -> int:
+        """Count the call in Redis against every limit that applies → $var(code) 0 and $var(cntm),
+        or the refusal."""
+        if self.shared is None:  # not rendered without shared counts
+            return -1
+        self.shared.take()
+        return 1
+
+    def release(self, msg: Any, args: str = "") -> int:
+        if self.shared is not None:
+            self.shared.release(_s("$dlg_var(cnt)"))
+        return 1
+
+    def renew(self, msg: Any, args: str = "") -> int:
+        if self.shared is not None:
+            self.shared.renew()
         return 1
 
     # -- inbound calls --------------------------------------------------------------------------
@@ -327,3 +353,85 @@ def _rate(text: str) -> Decimal | None:
         return Decimal(text) if text else None
     except InvalidOperation:
         return None
+
+
+def _refuse_now(refusal: policy.Refusal) -> None:
+    """A refusal in the variables route REFUSE and route TAKE answer with."""
+    KSR.pv.seti("$var(code)", refusal.status)
+    KSR.pv.sets("$var(reason)", refusal.reason)
+    KSR.pv.sets("$var(dcode)", refusal.code)
+
+
+class SharedCounts:
+    """The calls of this Kamailio in Redis (sip/counters.py), read from and answered in kamailio.cfg's
+    variables (route TAKE), with the outage policy of TRUNKLINE_SIP_COUNTERS_UNAVAILABLE."""
+
+    def __init__(self, *, url: str, prefix: str, lease_seconds: float, unavailable: str) -> None:
+        # A name per Kamailio run, made before the fork so every worker shares it.
+        self.edge = uuid.uuid4().hex[:16]
+        self.counters = counters.SharedCounters(
+            url, prefix=prefix, edge=self.edge, lease_seconds=lease_seconds
+        )
+        self.admit_when_down = unavailable == "admit"
+        self._logged = 0.0
+        # Calls that ended while Redis was down, released at this worker's next call: left in the
+        # edge's hash, they would be renewed for ever.
+        self._unreleased: list[str] = []
+
+    def take(self) -> None:
+        found: list[counters.Counter] = []
+        cld = None
+        if _s("$var(direction)") == "outbound":
+            found.append(counters.Counter("outc", _s("$var(caller)"), _i("$var(limit)", -1)))
+            if ovp := _s("$var(ovp)"):
+                found.append(counters.Counter("ovp", ovp, _i("$var(ovplimit)", -1)))
+            found.append(counters.Counter("acct", _s("$var(account)"), _i("$var(acctlimit)", -1)))
+            if key := _s("$var(cldkey)"):
+                cld = counters.CallsPerCld(key, _i("$var(cldmax)", -1), _i("$var(cldttl)", 1))
+        if incon := _s("$var(incon)"):
+            found.append(counters.Counter("inc", incon, _i("$var(inlimit)", -1)))
+        call = f"{_s('$ci')}:{_s('$ft')}"
+        KSR.pv.sets("$var(cntm)", "")
+        try:
+            taken = self.counters.take(call, found, cld)
+        except counters.Unavailable as exc:
+            self._outage(exc)
+            if self.admit_when_down:
+                KSR.pv.seti("$var(code)", 0)
+            else:
+                _refuse_now(policy.Refusal(503, "Service Unavailable", ""))
+            return
+        if isinstance(taken, counters.Over):
+            _refuse_now(policy.over_limit(taken.kind))
+            return
+        KSR.pv.seti("$var(code)", 0)
+        KSR.pv.sets("$var(cntm)", taken)
+        self._release_late()
+
+    def release(self, member: str) -> None:
+        if member:  # "": admitted uncounted while Redis was down
+            self._unreleased.append(member)
+        self._release_late()
+
+    def _release_late(self) -> None:
+        while self._unreleased:
+            try:
+                self.counters.release(self._unreleased[-1])
+            except counters.Unavailable as exc:
+                self._outage(exc)
+                return
+            self._unreleased.pop()
+
+    def renew(self) -> None:
+        try:
+            self.counters.renew()
+        except counters.Unavailable as exc:
+            self._outage(exc)
+
+    def _outage(self, exc: counters.Unavailable) -> None:
+        now = time.monotonic()
+        if now - self._logged >= _OUTAGE_LOG_SECONDS:
+            self._logged = now
+            verdict = "admitted uncounted" if self.admit_when_down else "refused with 503"
+            setting = "TRUNKLINE_SIP_COUNTERS_UNAVAILABLE"
+            KSR.warn(f"shared call counts unavailable, calls are {verdict} ({setting}): {exc}\n")

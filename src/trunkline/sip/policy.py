@@ -156,6 +156,21 @@ def cld_refusal() -> Refusal:
     return Refusal(403, "Calls per CLD limit reached for the calling window TL2", "TL2")
 
 
+# The channel limits, by the counter that counts them: a dialog profile of kamailio.cfg, or a shared
+# counter (sip/counters.py) ("Telnyx SIP Response Codes": https://support.telnyx.com/en/articles/4409457-telnyx-sip-response-codes).
+CHANNEL_LIMITS = {
+    "outc": Refusal(403, "Connection channel limit exceeded D3", "D3"),
+    "ovp": Refusal(403, "OB profile channel limit exceeded D2", "D2"),
+    "acct": Refusal(403, "User channel limit exceeded D1", "D1"),
+    "inc": Refusal(486, "User Busy D4", "D4"),
+}
+
+
+def over_limit(kind: str) -> Refusal:
+    """The refusal of a call that would pass counter `kind`'s limit ("cld": calls_per_cld)."""
+    return cld_refusal() if kind == "cld" else CHANNEL_LIMITS[kind]
+
+
 def applies_ani_override(ani_override: str, override_type: str, *, emergency: bool) -> bool:
     """`ani_override_type`: always, normal (non-emergency calls only) or emergency (emergency only)."""
     if not ani_override:

@@ -24,7 +24,7 @@ from trunkline.sip.kamailio_app import App
 
 
 def mod_init():
-    return App({spool!r})
+    return App({spool!r}, counters={counters!r})
 """
 # The tls module's own file (https://kamailio.org/docs/modules/5.6.x/modules/tls.html, "tls.cfg"):
 # TLS 1.2 or newer. Clients (phones, PBXs) are not asked for certificates, and the edge does not check
@@ -58,7 +58,17 @@ def render(config: EdgeConfig) -> dict[str, str]:
 
 def python_boot(config: EdgeConfig) -> str:
     """The boot script for app_python3 (written to config.python_boot, outside the checked config)."""
-    return BOOT_TEMPLATE.format(paths=list(config.python_path), spool=str(config.call_spool))
+    counters = None
+    if config.counters_url:
+        counters = {
+            "url": config.counters_url,
+            "prefix": config.counters_prefix,
+            "lease_seconds": config.counter_lease_seconds,
+            "unavailable": config.counters_unavailable,
+        }
+    return BOOT_TEMPLATE.format(
+        paths=list(config.python_path), spool=str(config.call_spool), counters=counters
+    )
 
 
 def tls_config(config: EdgeConfig) -> str | None:
@@ -81,6 +91,10 @@ def values(config: EdgeConfig) -> dict[str, str]:
         defines.append("#!define WITH_UPSTREAM")
     if config.tls_port is not None:
         defines.append("#!define WITH_TLS")
+    if config.counters_url:
+        defines.append("#!define WITH_SHARED_COUNTS")
+    if config.peers:
+        defines.append("#!define WITH_PEERS")
     files = config.sqlite_files
     app_path, edge_path = files if files else ("", "")
     return {
@@ -100,8 +114,9 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "tls_config": str(config.tls_config),
         "run_dir": str(config.run_dir),
         "rpc_socket": str(config.rpc_socket),
-        # db_mode 2 (write-back) on SQLite keeps one Kamailio writer; 1 (write-through) on PostgreSQL.
-        "usrloc_db_mode": "2" if config.engine == "sqlite" else "1",
+        # db_mode 2 (write-back) on SQLite keeps one Kamailio writer; 3 (DB only) on PostgreSQL
+        # shares the bindings between edges.
+        "usrloc_db_mode": "2" if config.engine == "sqlite" else "3",
         "timer_interval": str(config.timer_interval),
         "min_expires": str(config.min_expires),
         "max_expires": str(config.max_expires),
@@ -111,7 +126,17 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "dispatcher_list": str(config.dispatcher_list),
         "upstream_probe_seconds": str(config.upstream_probe_seconds),
         "python_boot": str(config.python_boot),
+        "renew_seconds": str(config.renew_seconds),
+        "peers": peers_pattern(config.peers),
     }
+
+
+def peers_pattern(peers: tuple[str, ...]) -> str:
+    """The other edges' addresses (IP addresses, checked by config.py) as an anchored regular
+    expression over $si (request_route, route FROM_PEER); dots as `[.]`, which no quoting rule can change."""
+    if not peers:
+        return "^$"
+    return "^(" + "|".join(p.replace(".", "[.]") for p in peers) + ")$"
 
 
 def fill(template: str, vals: dict[str, str]) -> str:

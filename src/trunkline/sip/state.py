@@ -32,6 +32,9 @@ class Upstream:
         return f"sip:{self.host}:{self.port}{tail}"
 
 
+CountersUnavailable = Literal["refuse", "admit"]
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     """Everything kamailio.cfg is rendered from."""
@@ -75,6 +78,23 @@ class EdgeConfig:
     # Directories Kamailio's embedded Python needs on its path, after its own standard library: the
     # one holding the `trunkline` package and the one holding `phonenumbers` (sip/kamailio_app.py).
     python_path: tuple[str, ...] = ()
+    # Call counts shared by every edge of the deployment (sip/counters.py): the Redis URL (None: each
+    # edge counts its own calls in memory), the prefix of the keys, how long a call's count outlives
+    # an edge that stopped renewing it, and what a call gets while Redis does not answer: refused
+    # with 503, or admitted uncounted.
+    counters_url: str | None = None
+    counters_prefix: str = "trunkline:"
+    counter_lease_seconds: int = 30
+    counters_unavailable: CountersUnavailable = "refuse"
+    # The other edges of the deployment, by IP address: calls they relay to devices registered here
+    # are taken from them (kamailio.cfg route FROM_PEER), and from no one else.
+    peers: tuple[str, ...] = ()
+
+    @property
+    def renew_seconds(self) -> int:
+        """How often the edge renews its calls' leases: three times a lease, so one late renewal
+        never lets a live call lapse."""
+        return max(1, self.counter_lease_seconds // 3)
 
     @property
     def rpc_socket(self) -> Path:

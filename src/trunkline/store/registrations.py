@@ -1,8 +1,10 @@
-"""What the SIP edge recorded about registrations: usrloc's `location` bindings, read back.
+"""What the SIP edge recorded about registrations: usrloc's `location` bindings, read back, and on
+PostgreSQL each user's newest REGISTER outcome (`sip_registration_outcome`, migration 0011).
 
-Kamailio writes `location`; trunkline only reads it. On PostgreSQL it is a table in our database
-(migration 0002). On SQLite it lives in Kamailio's own file, which we open read-only beside our
-connection: Kamailio must stay the only writer of that file (db_sqlite sets no busy timeout).
+Kamailio writes both; trunkline only reads them. On PostgreSQL they are tables in our database
+(migrations 0002, 0011), shared by every edge and every API instance. On SQLite `location` lives in
+Kamailio's own file, which we open read-only beside our connection: Kamailio must stay the only
+writer of that file (db_sqlite sets no busy timeout).
 Rows linger up to usrloc's timer_interval after they lapse, so callers compare `expires` to now.
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from trunkline.sip.state import RegistrationEvent
 from trunkline.store.db import Conn
 
 # Kamailio's table, described here only to read it (it is not part of our metadata).
@@ -29,6 +32,13 @@ location = sa.Table(
     sa.Column("user_agent", sa.String(255)),
     sa.Column("expires", sa.DateTime),
     sa.Column("last_modified", sa.DateTime),
+)
+outcomes = sa.Table(
+    "sip_registration_outcome",
+    _kamailio,
+    sa.Column("user_name", sa.String(64)),
+    sa.Column("at", sa.Double),
+    sa.Column("outcome", sa.Text),
 )
 
 # db_sqlite (Kamailio 5.6) stores usrloc timestamps as REAL Julian days, UTC; the Unix epoch is
@@ -71,6 +81,19 @@ async def bindings(conn: Conn, *, user_name: str, sqlite_file: Path | None = Non
         )
         for r in rows
     ]
+
+
+async def last_outcome(conn: Conn, *, user_name: str) -> RegistrationEvent | None:
+    """The newest REGISTER outcome any edge recorded for the user (PostgreSQL; None on SQLite, where
+    the edge keeps it in memory: edge.registration_view)."""
+    if conn.dialect == "sqlite":
+        return None
+    stmt = sa.select(outcomes.c.outcome).where(outcomes.c.user_name == user_name)
+    try:
+        value = (await conn.execute(stmt)).scalar_one_or_none()
+    except sa.exc.ProgrammingError:
+        return None  # a database older than migration 0011
+    return RegistrationEvent.parse(value) if value else None
 
 
 def _local_seconds(value: dt.datetime) -> float:
