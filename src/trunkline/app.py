@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if webhooks is not None:
                 await webhooks.stop()
             await app.state.front_door.stop()
+            await control.close(app)  # the control API's Redis connections, when it has any
             await db.dispose()
 
     app = FastAPI(

@@ -8,8 +8,8 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from trunkline.config import Settings
-from trunkline.control import faults, routes
-from trunkline.control.journal import Journal, JournalMiddleware
+from trunkline.control import fault_response, faults, routes, stores
+from trunkline.control.journal_middleware import JournalMiddleware
 from trunkline.http import envelope
 
 # The one control path whose body (a whole account's records) may exceed TRUNKLINE_MAX_BODY_BYTES.
@@ -18,7 +18,7 @@ STATE_PATH = f"{routes.PREFIX}/state"
 
 async def _on_injected_fault(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, faults.InjectedFault)
-    return faults.response(request, exc.rule)
+    return fault_response.response(request, exc.rule)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -27,14 +27,21 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.caller_hook = None
     if not settings.control:
         return
-    journal = Journal(limit=settings.journal_limit)
-    rules = faults.Faults()
-    app.state.control_journal = journal
-    app.state.control_faults = rules
-    app.state.caller_hook = rules.hook
+    kept = stores.create(settings)  # in memory, or in Redis with TRUNKLINE_REDIS_URL
+    app.state.control_stores = kept
+    app.state.control_journal = kept.journal
+    app.state.control_faults = kept.faults
+    app.state.caller_hook = faults.hook_for(kept.faults)
     app.add_exception_handler(faults.InjectedFault, _on_injected_fault)
     app.include_router(
         routes.router,
         responses={status: {"model": envelope.Errors} for status in (400, 401, 403, 404, 413, 415, 422, 429)},
     )
-    app.add_middleware(JournalMiddleware, journal=journal)
+    app.add_middleware(JournalMiddleware, journal=kept.journal)
+
+
+async def close(app: FastAPI) -> None:
+    """At shutdown (the app's lifespan): release what the stores hold (Redis connections)."""
+    kept: stores.Stores | None = getattr(app.state, "control_stores", None)
+    if kept is not None:
+        await kept.close()

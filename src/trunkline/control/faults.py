@@ -2,64 +2,36 @@
 
 A rule matches on method and path pattern; for the next `times` matches (or every one) and with
 `probability`, it delays the request by `latency_ms` and, with a `status`, answers that status in
-Telnyx's error envelope (or the rule's `body`) without running the route. The hook runs in
-`get_caller` (http/deps.py), after authentication and before the transaction, so a faulted request
-changes nothing. Choosing and counting a rule happens without an await, so with `times: 3` exactly
-three requests fire it however many arrive at once. Rules live in this process's memory, at most
-MAX_RULES per account (docs/testing-control.md).
+Telnyx's error envelope (or the rule's `body`; control/fault_response.py) without running the route.
+The hook runs in `get_caller` (http/deps.py), after authentication and before the transaction, so a
+faulted request changes nothing.
+
+Rules are kept by a `Faults` store: MemoryFaults (control/memory_faults.py) in this process, or
+RedisFaults (control/redis_faults.py) shared by every API instance; control/stores.py picks one at
+startup. Either way a rule's uses are taken atomically, so `times: 3` fires exactly three times
+however many requests race for it, and an account has at most MAX_RULES (docs/testing-control.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import http
-import itertools
 import random
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from starlette.responses import Response
 
-from trunkline.errors import (
-    AuthenticationFailed,
-    BadRequest,
-    InvalidParameter,
-    MethodNotAllowed,
-    NotAuthorized,
-    PayloadTooLarge,
-    ResourceNotFound,
-    ServiceUnavailable,
-    TelnyxError,
-    TooManyRequests,
-    UnexpectedError,
-    UnsupportedMediaType,
-)
-from trunkline.http import envelope
+from trunkline.errors import InvalidParameter
+from trunkline.http.deps import CallerHook
 from trunkline.resources.api_keys import Principal
 
 MAX_RULES = 100
 MAX_LATENCY_MS = 60_000
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-# The error Telnyx answers for each status it documents
-# (https://developers.telnyx.com/docs/overview/errors); others get a generic entry for the status.
-_ERRORS: dict[int, type[TelnyxError]] = {
-    400: BadRequest,
-    401: AuthenticationFailed,
-    403: NotAuthorized,
-    404: ResourceNotFound,
-    405: MethodNotAllowed,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    422: InvalidParameter,
-    429: TooManyRequests,
-    500: UnexpectedError,
-    503: ServiceUnavailable,
-}
 # Headers a rule may not set: they frame the response, which the server alone must do (RFC 9112 §6).
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # a header name (RFC 9110 §5.1)
@@ -148,6 +120,12 @@ class Rule:
     remaining: int | None
     created_at: float = field(default_factory=time.time)
 
+    @classmethod
+    def of(
+        cls, id: str, user_id: str, spec: FaultSpec, remaining: int | None, created_at: float | None = None
+    ) -> Rule:
+        return cls(id, user_id, spec, compile_path(spec.path), remaining, created_at or time.time())
+
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "user_id": self.user_id, **self.spec.model_dump(), "remaining": self.remaining}
 
@@ -163,75 +141,41 @@ class InjectedFault(Exception):
         super().__init__(rule.id)
 
 
-class Faults:
-    """Every account's rules, in creation order; the first matching rule that fires applies."""
+def fires(rule: Rule, rng: random.Random) -> bool:
+    """The rule's dice: whether a matching request fires it, before its uses are counted."""
+    return rule.spec.probability >= 1.0 or rng.random() < rule.spec.probability
 
-    def __init__(self, *, rng: random.Random | None = None) -> None:
-        self._rules: dict[str, list[Rule]] = {}
-        self._ids = itertools.count(1)
-        self._random = rng or random.Random()
 
-    def add(self, user_id: str, spec: FaultSpec) -> Rule:
-        rules = self._rules.setdefault(user_id, [])
-        if len(rules) >= MAX_RULES:
-            raise InvalidParameter(
-                f"An account may have at most {MAX_RULES} fault rules; delete some first.", pointer="/"
-            )
-        rule = Rule(
-            id=f"fault_{next(self._ids)}",
-            user_id=user_id,
-            spec=spec,
-            pattern=compile_path(spec.path),
-            remaining=spec.times,
-        )
-        rules.append(rule)
-        return rule
+def too_many() -> InvalidParameter:
+    return InvalidParameter(
+        f"An account may have at most {MAX_RULES} fault rules; delete some first.", pointer="/"
+    )
 
-    def list(self, user_id: str | None) -> list[Rule]:
-        if user_id is None:
-            return sorted((r for rules in self._rules.values() for r in rules), key=lambda r: r.created_at)
-        return list(self._rules.get(user_id, ()))
 
-    def clear(self, user_id: str | None) -> int:
-        if user_id is None:
-            count = sum(len(r) for r in self._rules.values())
-            self._rules.clear()
-            return count
-        return len(self._rules.pop(user_id, ()))
+class Faults(Protocol):
+    """Every account's rules, in creation order; the first matching rule that fires applies.
+    `take` is on every /v2 request's path and never raises."""
 
-    def remove(self, user_id: str | None, rule_id: str) -> Rule | None:
-        for owner, rules in self._rules.items():
-            if user_id is not None and owner != user_id:
-                continue
-            for rule in rules:
-                if rule.id == rule_id:
-                    rules.remove(rule)
-                    return rule
-        return None
+    async def add(self, user_id: str, spec: FaultSpec) -> Rule: ...
 
-    def take(self, user_id: str, method: str, path: str) -> Rule | None:
-        """The rule that fires for this request, counted; synchronous, so concurrent requests never
-        both take a rule's last use."""
-        rules = self._rules.get(user_id)
-        if not rules:
-            return None
-        for rule in rules:
-            if not rule.matches(method, path):
-                continue
-            if rule.spec.probability < 1.0 and self._random.random() >= rule.spec.probability:
-                continue
-            if rule.remaining is not None:
-                rule.remaining -= 1
-                if rule.remaining <= 0:
-                    rules.remove(rule)
-            return rule
-        return None
+    async def list(self, user_id: str | None) -> list[Rule]:
+        """The rules of one account, or (None) of all, in creation order."""
+        ...
 
-    async def hook(self, request: Request, principal: Principal) -> None:
-        """`CallerHook` (http/deps.py): apply the rule this request fires, if any."""
-        if not self._rules:
-            return
-        rule = self.take(principal.user_id, request.method, request.url.path)
+    async def clear(self, user_id: str | None) -> int: ...
+
+    async def remove(self, user_id: str | None, rule_id: str) -> Rule | None: ...
+
+    async def take(self, user_id: str, method: str, path: str) -> Rule | None:
+        """The rule this request fires, its use counted, or None."""
+        ...
+
+
+def hook_for(rules: Faults) -> CallerHook:
+    """The `CallerHook` (http/deps.py) that applies the rule a request fires, if any."""
+
+    async def hook(request: Request, principal: Principal) -> None:
+        rule = await rules.take(principal.user_id, request.method, request.url.path)
         if rule is None:
             return
         request.state.fault_id = rule.id
@@ -240,45 +184,4 @@ class Faults:
         if rule.spec.status is not None:
             raise InjectedFault(rule)
 
-
-def response(request: Request, rule: Rule) -> Response:
-    """The rule's answer: its status, Telnyx's error body for it (or the rule's), its headers; a 429
-    also gets Retry-After and the x-ratelimit-* headers, as the real rate limit sends them."""
-    spec = rule.spec
-    assert spec.status is not None
-    given = {name.lower(): value for name, value in spec.headers.items()}
-    headers = dict(spec.headers)
-    if spec.status == 429:
-        retry = given.get("retry-after", "1")
-        headers.setdefault("Retry-After", retry)
-        if "retry-after-ms" not in given and retry.isdigit():
-            headers["retry-after-ms"] = str(int(retry) * 1000)
-        window = {k.decode(): v.decode() for k, v in getattr(request.state, "response_headers", ())}
-        defaults = {
-            "x-ratelimit-limit": window.get("x-ratelimit-limit", "1000"),
-            "x-ratelimit-remaining": "0",
-            "x-ratelimit-reset": retry if retry.isdigit() else "1",
-        }
-        headers.update({k: v for k, v in defaults.items() if k not in given})
-    headers["x-trunkline-fault"] = rule.id
-    # The real budget headers RequestContext appends (http/middleware.py) yield to the rule's own.
-    names = {name.lower() for name in headers}
-    kept = [(k, v) for k, v in getattr(request.state, "response_headers", ()) if k.decode() not in names]
-    request.state.response_headers = kept
-    if spec.body is not None:
-        return envelope.JsonBytes(orjson.dumps(spec.body), status_code=spec.status, headers=headers)
-    return envelope.errors([_error(spec.status)], spec.status, headers)
-
-
-def _error(status: int) -> TelnyxError:
-    kind = _ERRORS.get(status)
-    if kind is not None:
-        return kind()
-    phrase = _PHRASES.get(status, "Server error" if status >= 500 else "Client error")
-    err = TelnyxError(f"The request failed with status {status} ({phrase}).")
-    err.status, err.title, err.pointer = status, phrase, None
-    err.code = "10007" if status >= 500 else "10015"
-    return err
-
-
-_PHRASES = {s.value: s.phrase for s in http.HTTPStatus}
+    return hook

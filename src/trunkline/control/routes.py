@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trunkline.control import faults as fault_rules
 from trunkline.control.auth import USER_ID_PATTERN, Caller, admin_only
-from trunkline.control.journal import Journal
+from trunkline.control.journal import Journal, PathFilter
 from trunkline.errors import InvalidParameter, ResourceNotFound
 from trunkline.http import envelope, json_body
 from trunkline.http.openapi import request_body
@@ -85,10 +85,13 @@ async def create_account(request: Request, caller: Caller) -> envelope.JsonBytes
 
 @router.post("/reset", summary="Delete every record, journal entry and fault rule of the account")
 async def reset(request: Request, caller: Caller) -> envelope.JsonBytes:
+    # The journal and the rules first: when they are in Redis and it does not answer, the 503 comes
+    # before any record is deleted.
+    requests = await _journal(request).clear(caller.user_id)
+    faults = await _faults(request).clear(caller.user_id)
     async with _db(request).transaction(write=True) as conn:
         deleted = await state.reset(conn, caller.user_id)
-    deleted["requests"] = _journal(request).clear(caller.user_id)
-    deleted["faults"] = _faults(request).clear(caller.user_id)
+    deleted["requests"], deleted["faults"] = requests, faults
     if deleted["access_ip_ranges"]:
         await request.app.state.front_door.gate.changed()
     return envelope.data({"deleted": deleted})
@@ -125,30 +128,29 @@ async def put_state(request: Request, caller: Caller) -> envelope.JsonBytes:
 async def add_fault(request: Request, caller: Caller) -> envelope.JsonBytes:
     user_id = caller.account()
     spec = validate(fault_rules.FaultSpec, await _body(request))
-    return envelope.data(_faults(request).add(user_id, spec).public(), status=201)
+    return envelope.data((await _faults(request).add(user_id, spec)).public(), status=201)
 
 
 @router.get("/faults", summary="The account's fault rules")
 async def list_faults(request: Request, caller: Caller) -> envelope.JsonBytes:
-    return envelope.JsonBytes(
-        orjson.dumps({"data": [r.public() for r in _faults(request).list(caller.user_id)]})
-    )
+    rules = await _faults(request).list(caller.user_id)
+    return envelope.JsonBytes(orjson.dumps({"data": [r.public() for r in rules]}))
 
 
 @router.delete("/faults", summary="Delete every fault rule of the account")
 async def clear_faults(request: Request, caller: Caller) -> envelope.JsonBytes:
-    return envelope.data({"deleted": _faults(request).clear(caller.user_id)})
+    return envelope.data({"deleted": await _faults(request).clear(caller.user_id)})
 
 
 @router.delete("/faults/{id}", summary="Delete one fault rule")
 async def delete_fault(request: Request, caller: Caller, id: str) -> envelope.JsonBytes:
-    rule = _faults(request).remove(caller.user_id, id)
+    rule = await _faults(request).remove(caller.user_id, id)
     if rule is None:
         raise ResourceNotFound(f"Fault rule {id} not found.")
     return envelope.data(rule.public())
 
 
-def _path_filter(path: str | None) -> Any:
+def _path_filter(path: str | None) -> PathFilter | None:
     if path is None:
         return None
     if "*" not in path:
@@ -167,7 +169,7 @@ async def list_requests(
     path: Annotated[str | None, Query(max_length=512, pattern=r"^/[!-~]*$")] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> envelope.JsonBytes:
-    entries = _journal(request).entries(
+    entries = await _journal(request).entries(
         caller.user_id, method=method.upper() if method else None, path=_path_filter(path), limit=limit
     )
     return envelope.JsonBytes(orjson.dumps({"data": entries}))
@@ -175,7 +177,7 @@ async def list_requests(
 
 @router.delete("/requests", summary="Clear the account's request journal")
 async def clear_requests(request: Request, caller: Caller) -> envelope.JsonBytes:
-    return envelope.data({"deleted": _journal(request).clear(caller.user_id)})
+    return envelope.data({"deleted": await _journal(request).clear(caller.user_id)})
 
 
 @router.put(
