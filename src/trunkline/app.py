@@ -27,7 +27,7 @@ from trunkline.http.routes import (
     outbound_voice_profiles,
     phone_numbers,
 )
-from trunkline.store import ids
+from trunkline.store import ids, notify
 from trunkline.store.db import Database, DatabaseUnavailable
 from trunkline.webhooks.worker import Worker as WebhookWorker
 
@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.database_url)
         app.state.db = db
         app.state.auth = Authenticator(db, ttl=settings.key_cache_seconds)
-        app.state.front_door = FrontDoor(settings, db)
+        # On PostgreSQL one LISTEN session per process wakes the access gate when ranges change anywhere.
+        listener = notify.open_listener(db, enabled=settings.change_notifications)
+        app.state.front_door = FrontDoor(settings, db, listener)
+        if listener is not None:
+            await listener.start()
         await app.state.front_door.start()
         # Delivers the webhook outbox (docs/webhooks.md); off: another instance delivers it.
         webhooks = WebhookWorker.from_settings(db, settings).start() if settings.webhook_delivery else None
@@ -57,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if webhooks is not None:
                 await webhooks.stop()
             await app.state.front_door.stop()
+            if listener is not None:
+                await listener.stop()
             await control.close(app)  # the control API's Redis connections, when it has any
             await db.dispose()
 

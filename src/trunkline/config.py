@@ -41,8 +41,14 @@ class Settings(BaseSettings):
     # Comma-separated addresses or CIDR blocks of proxies whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
     # How often each instance reloads the access IP ranges (seconds); a change on this instance is
-    # loaded at once.
+    # loaded at once. With change notifications (below) this is only the poll while they are not heard.
     access_gate_refresh_seconds: float = 2.0
+    # On PostgreSQL, every API process and SIP edge LISTENs for the change announcements writers send
+    # at commit (store/notify.py) and applies a change at once, polling only every
+    # change_safety_poll_seconds in case one is missed. Off (e.g. behind a pooler that cannot LISTEN):
+    # they poll every access_gate_refresh_seconds and sip_poll_seconds, as on SQLite.
+    change_notifications: bool = True
+    change_safety_poll_seconds: float = Field(30.0, gt=0)
     # `serve` closes a connection whose request (line, headers and body) takes longer than this to
     # arrive, and answers 431 to a request head larger than max_header_bytes (slow or bloated clients).
     request_read_timeout_seconds: float = 15.0
@@ -91,7 +97,8 @@ class Settings(BaseSettings):
     # The other SIP edges of the deployment, comma-separated IP addresses: a call one of them admits for
     # a device registered at this edge is relayed through this one (docs/deploy.md).
     sip_peers: str = ""
-    # How often the edge looks for API changes, and bounds on re-resolving FQDNs (their TTL between).
+    # How often the edge looks for API changes (with change notifications: only while they are not
+    # heard), and bounds on re-resolving FQDNs (their TTL between).
     sip_poll_seconds: float = 0.1
     sip_fqdn_min_refresh_seconds: float = 5.0
     sip_fqdn_max_refresh_seconds: float = 300.0

@@ -25,7 +25,7 @@ from trunkline.sip.rpc import KamailioError, RpcClient
 from trunkline.sip.service import EdgeService
 from trunkline.sip.state import AclSnapshot, Address, CallEvent, EdgeConfig, RegistrationEvent, Upstream
 from trunkline.sip.supervisor import Supervisor
-from trunkline.store import call_ingest, snapshot
+from trunkline.store import call_ingest, changes, notify, snapshot
 from trunkline.store.db import Database
 
 RUN_DIR = "run"
@@ -138,6 +138,16 @@ def registration_view(settings: Settings) -> EdgeView:
     return EdgeView(location_file=Path(files[1]) if files else None, last_event=last_event)
 
 
+def acl_waiting(settings: Settings, listener: notify.ChangeListener | None) -> dict[str, Any]:
+    """How the reconciler waits between steps: woken by the ACL topic's announcements on PostgreSQL,
+    polling only every change_safety_poll_seconds (sip_poll_seconds while they are not heard); else
+    polling every sip_poll_seconds."""
+    if listener is None:
+        return {"poll_seconds": settings.sip_poll_seconds}
+    acl = listener.subscribe(changes.ACL, unheard_seconds=settings.sip_poll_seconds)
+    return {"poll_seconds": settings.change_safety_poll_seconds, "wait_for_change": acl.wait}
+
+
 def service(settings: Settings, *, resolver: dns.Resolver | None = None) -> EdgeService:
     """Kamailio plus the reconciler that keeps its ACL in step with `settings.database_url`."""
     config = edge_config(settings)
@@ -146,6 +156,7 @@ def service(settings: Settings, *, resolver: dns.Resolver | None = None) -> Edge
     @contextlib.asynccontextmanager
     async def open_reconciler() -> AsyncIterator[Reconciler]:
         db = Database(settings.database_url)
+        listener = notify.open_listener(db, enabled=settings.change_notifications)
 
         async def read_version() -> int:
             async with db.transaction() as conn:
@@ -163,17 +174,21 @@ def service(settings: Settings, *, resolver: dns.Resolver | None = None) -> Edge
             await asyncio.to_thread(supervisor.rpc.call, "permissions.addressReload")
 
         try:
+            if listener is not None:
+                await listener.start()
             yield Reconciler(
                 read_version=read_version,
                 load_snapshot=load_snapshot,
                 store_resolved=store_resolved,
                 reload=reload,
                 resolver=resolver or dns.system_resolver,
-                poll_seconds=settings.sip_poll_seconds,
                 min_refresh_seconds=settings.sip_fqdn_min_refresh_seconds,
                 max_refresh_seconds=settings.sip_fqdn_max_refresh_seconds,
+                **acl_waiting(settings, listener),
             )
         finally:
+            if listener is not None:
+                await listener.stop()
             await db.dispose()
 
     async def import_calls(stop: asyncio.Event) -> None:

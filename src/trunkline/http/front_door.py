@@ -25,6 +25,7 @@ from trunkline.http.gate import AccessGate
 from trunkline.http.ratelimit import RateLimits
 from trunkline.resources.api_keys import Principal
 from trunkline.store.db import Database
+from trunkline.store.notify import ChangeListener
 
 _LOCAL_LOCKOUTS_MAX = 10_000
 
@@ -38,9 +39,10 @@ def check_settings(settings: Settings) -> None:
 class FrontDoor:
     """Built and started in the app's lifespan; `get_caller` asks it about every request."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, listener: ChangeListener | None = None) -> None:
         self._proxies = client_address.parse_networks(settings.trusted_proxies)
-        self.gate = AccessGate(db, refresh_seconds=settings.access_gate_refresh_seconds)
+        # `listener`: the process's change listener on PostgreSQL (app.py), which wakes the gate.
+        self.gate = AccessGate.from_settings(db, settings, listener)
         self.limits = RateLimits.create(
             rate=settings.rate_limit,
             auth_failures_per_minute=settings.auth_failure_limit,

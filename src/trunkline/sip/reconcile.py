@@ -1,9 +1,15 @@
 """Keeps a running Kamailio's source-address ACL in step with the database.
 
 The API bumps the "acl" topic in the same transaction as every IP/FQDN/connection write. The
-reconciler polls that counter (one indexed read), resolves FQDNs (new ones at once, the rest on their
+reconciler reads that counter (one indexed read), resolves FQDNs (new ones at once, the rest on their
 TTL), and asks Kamailio to reload its address table, coalescing bursts of changes into the few
-reloads Kamailio accepts. It never imports the store: `app.py` hands it callables.
+reloads Kamailio accepts. It never imports the store: `edge.py` hands it callables.
+
+Between steps it waits on `wait_for_change(timeout)`: on PostgreSQL the store's listener
+(store/notify.py), which returns as soon as the topic is announced, so `poll_seconds` is only a
+safety net there; elsewhere a plain sleep, so it polls every `poll_seconds`. Either way it wakes in
+time for its own work: a reload Kamailio refused until the next second, an FQDN whose TTL ran out,
+a restarted Kamailio.
 
 Credentials need none of this: auth_db reads them from the database on every request.
 """
@@ -25,8 +31,19 @@ from trunkline.sip.state import AclSnapshot, Address, FqdnTarget
 log = logging.getLogger("trunkline.sip")
 
 Clock = Callable[[], float]
+# Returns once a change may have happened or `timeout` seconds passed, whichever is first.
+WaitForChange = Callable[[float], Awaitable[object]]
 # How long a reload that timed out may still take to happen (RpcClient's own timeout is 2 s).
 LATE_RELOAD_SECONDS = 3.0
+# After a failed step, the next one comes this soon even when the poll interval is long.
+FAILED_STEP_RETRY_SECONDS = 1.0
+# The shortest pause between steps: a duty that is due at once must not make the loop spin.
+MIN_PAUSE_SECONDS = 0.005
+
+
+async def poll_only(timeout: float) -> None:
+    """The `wait_for_change` of a store that announces nothing (SQLite): sleep until the next poll."""
+    await asyncio.sleep(timeout)
 
 
 class Reloader:
@@ -98,6 +115,7 @@ class Reconciler:
     resolver: Resolver
     clock: Clock = time.time
     poll_seconds: float = 0.1
+    wait_for_change: WaitForChange = poll_only
     # Re-resolve within these bounds whatever the TTL says; retry failed lookups after retry_seconds.
     min_refresh_seconds: float = 5.0
     max_refresh_seconds: float = 300.0
@@ -109,6 +127,9 @@ class Reconciler:
     _reloader: Reloader | None = None
     _pending_digest: str | None = None
     _applied_digest: str | None = None
+    # Set (from any thread) to end the current pause early; `run` owns the loop it belongs to.
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def reloader(self) -> Reloader:
@@ -117,9 +138,30 @@ class Reconciler:
         return self._reloader
 
     def kamailio_restarted(self) -> None:
-        """A new Kamailio loaded the table at start; reload anyway in case it raced a change."""
+        """A new Kamailio loaded the table at start; reload anyway in case it raced a change.
+
+        The supervisor calls this from its own thread (sip/service.py runs it through to_thread), so
+        the running loop is woken thread-safely rather than left to its next poll.
+        """
         self._applied_digest = None
         self.reloader.request()
+        self.wake()
+
+    def wake(self) -> None:
+        """End the current pause now; safe from any thread."""
+        loop = self._loop
+        if loop is None:
+            return  # not running yet: `run` begins with a step anyway
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing is left to wake
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def seconds_until_due(self) -> float:
+        """How long the loop may wait before work of its own is due (inf: none is)."""
+        due = [at for fqdn_id, at in self._due.items() if fqdn_id in self._targets]
+        reloader = self.reloader
+        if reloader.dirty:
+            due.append(reloader.not_before)
+        return max(0.0, min(due) - self.clock()) if due else math.inf
 
     async def tick(self) -> None:
         version = await self.read_version()
@@ -137,13 +179,41 @@ class Reconciler:
             self._applied_digest = self._pending_digest
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:  # the loop must outlive a database hiccup; the next tick retries
-                log.exception("SIP edge reconcile step failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+        self._loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                    pause = min(self.poll_seconds, self.seconds_until_due())
+                except Exception:  # the loop must outlive a database hiccup; the next tick retries
+                    log.exception("SIP edge reconcile step failed")
+                    pause = min(self.poll_seconds, FAILED_STEP_RETRY_SECONDS)
+                await self._pause(stop, max(pause, MIN_PAUSE_SECONDS))
+        finally:
+            self._loop = None
+
+    async def _pause(self, stop: asyncio.Event, timeout: float) -> None:
+        """Until `timeout` passes, a change may have happened, `wake()` is called, or `stop` is set."""
+        waits = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._wait_for_change(timeout)),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self._wake.clear()
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        try:
+            await self.wait_for_change(timeout)
+        except Exception:
+            # A broken waiter must neither stop the loop nor make it spin: fall back to the poll.
+            log.exception("waiting for change notifications failed; polling instead")
+            await asyncio.sleep(timeout)
 
     def _adopt(self, snapshot: AclSnapshot) -> None:
         targets = {t.fqdn_id: t for t in snapshot.fqdns}
