@@ -128,7 +128,14 @@ def values(config: EdgeConfig) -> dict[str, str]:
         "python_boot": str(config.python_boot),
         "renew_seconds": str(config.renew_seconds),
         "peers": peers_pattern(config.peers),
+        "path_hop": path_hop(config),
     }
+
+
+def path_hop(config: EdgeConfig) -> str:
+    """This edge as a loose-routing hop (RFC 3261 section 19.1.1; an IPv6 host in brackets)."""
+    host = f"[{config.sip_host}]" if ":" in config.sip_host else config.sip_host
+    return f"sip:{host}:{config.sip_port};lr"
 
 
 def peers_pattern(peers: tuple[str, ...]) -> str:

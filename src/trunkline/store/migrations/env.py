@@ -15,9 +15,11 @@ config = context.config
 url = normalize_url(config.get_main_option("sqlalchemy.url") or "")
 
 
-# Objects that exist for Kamailio, not in our metadata (migration 0002): autogenerate must neither
-# drop them nor report them as drift.
-KAMAILIO_OBJECTS = frozenset({"version", "location", "kam_subscriber", "kam_address", "kam_connection"})
+# Objects that exist for Kamailio, not in our metadata (migrations 0002, 0011): autogenerate must
+# neither drop them nor report them as drift.
+KAMAILIO_OBJECTS = frozenset(
+    {"version", "location", "sip_registration_outcome", "kam_subscriber", "kam_address", "kam_connection"}
+)
 
 
 def _include_name(name: str | None, type_: str, _parent: object) -> bool:
@@ -37,18 +39,34 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+# The advisory lock key of migrations ("trunkline" as a number; any constant no other lock uses).
+MIGRATION_LOCK = 0x7472756E6B6C696E
+
+
 async def _run_async() -> None:
     engine = create_async_engine(url, poolclass=pool.NullPool)
-    async with engine.connect() as connection:
-        # Kamailio reads some of these tables. DDL needs an ACCESS EXCLUSIVE lock and, while it waits
-        # for one, every reader queues behind it: give up instead of stalling SIP
-        # (https://www.postgresql.org/docs/current/explicit-locking.html).
-        await connection.exec_driver_sql("SET lock_timeout = '10s'")
-        # A session setting: it outlives this commit, after which Alembic begins its own transaction,
-        # the one an autocommit_block (migration 0005: CREATE INDEX CONCURRENTLY) commits and resumes.
-        await connection.commit()
-        await connection.run_sync(_run)
-        await connection.commit()
+    # One migrator at a time: several instances starting together on a fresh database would otherwise
+    # all create the same tables, and all but one fail. A session-level advisory lock, held on a
+    # connection of its own for the whole run, since a migration may commit midway (0005); the later
+    # migrators then find the database at head and do nothing
+    # (https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS). Tried, not waited
+    # for: a session waiting inside a statement holds a snapshot, which CREATE INDEX CONCURRENTLY in
+    # the lock holder's migration waits out, and PostgreSQL would end one of the two as a deadlock.
+    async with engine.connect() as holder:
+        holder = await holder.execution_options(isolation_level="AUTOCOMMIT")
+        while not (await holder.exec_driver_sql(f"SELECT pg_try_advisory_lock({MIGRATION_LOCK})")).scalar():
+            await asyncio.sleep(0.2)
+        async with engine.connect() as connection:
+            # Kamailio reads some of these tables. DDL needs an ACCESS EXCLUSIVE lock and, while it
+            # waits for one, every reader queues behind it: give up instead of stalling SIP
+            # (https://www.postgresql.org/docs/current/explicit-locking.html).
+            await connection.exec_driver_sql("SET lock_timeout = '10s'")
+            # A session setting: it outlives this commit, after which Alembic begins its own
+            # transaction, the one an autocommit_block (migration 0005: CREATE INDEX CONCURRENTLY)
+            # commits and resumes.
+            await connection.commit()
+            await connection.run_sync(_run)
+            await connection.commit()
     await engine.dispose()
 
 
