@@ -324,6 +324,11 @@ def _run_ephemeral(
     database_url = f"sqlite:///{tmp / 'trunkline.db'}"
     for name, value in EPHEMERAL_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    # A server of its own: one process on a throw-away database shares nothing, and on a Redis it
+    # would share the journal, the fault rules and the rate budgets of another server's same-named
+    # accounts (the default `test`).
+    if os.environ.pop("TRUNKLINE_REDIS_URL", None):
+        log.info("--ephemeral ignores TRUNKLINE_REDIS_URL: it keeps its state in its own process")
     admin_token = os.environ.get("TRUNKLINE_ADMIN_TOKEN") or secrets.token_urlsafe(32)
     # The ready line is space-separated fields: neither value may hold a space. The user id rule is
     # the control API's (trunkline/control/auth.py, USER_ID_PATTERN).
