@@ -176,10 +176,17 @@ def test_settings_in_the_environment_for_another_server_are_ignored(tmp_path: Pa
         "TRUNKLINE_DATABASE_URL": f"sqlite:///{kept}",
         "TRUNKLINE_WORKERS": "3",
         "TRUNKLINE_BOOTSTRAP_KEY": "",
+        # Another server's shared state: the journal below would answer 503 were it used (no Redis there).
+        "TRUNKLINE_REDIS_URL": "redis://127.0.0.1:1/0",
     }
     with ephemeral(tmp_path, **env) as (_proc, ready):
         assert ready["key"].startswith("KEY")  # an empty TRUNKLINE_BOOTSTRAP_KEY: one is generated
         assert httpx.get(f"http://127.0.0.1:{ready['port']}/ready").status_code == 200
+        journal = httpx.get(
+            f"http://127.0.0.1:{ready['port']}/_trunkline/requests",
+            headers={"Authorization": f"Bearer {ready['key']}"},
+        )
+        assert journal.status_code == 200, journal.text
     assert not kept.exists()
 
 
