@@ -121,6 +121,26 @@ def test_simultaneous_calls_to_one_number_take_the_last_cld_call_once(sip_edge: 
     assert status(dial(sip_edge, "127.0.10.1", service_name()))[-1].startswith("SIP/2.0 200")
 
 
+def test_a_call_longer_than_its_lease_stays_counted(sip_edge: Edge) -> None:
+    conn_id = ip_connection(sip_edge.account(), "127.0.10.5", outbound={"channel_limit": 1})
+    ready(sip_edge, "127.0.10.5", conn_id)
+    held = sip_edge.sipp_background(
+        "race.xml", local_ip="127.0.10.5", args=("-s", service_name(), "-d", "9000")
+    )
+    try:
+        eventually(lambda: sip_edge.calls_of(conn_id) == 1, timeout=10)
+        # Two leases (3 s each) later the edge has renewed the call (every second: route
+        # RENEW_COUNTS), so it still holds the connection's one channel.
+        time.sleep(6.5)
+        assert sip_edge.calls_of(conn_id) == 1
+        assert status(dial(sip_edge, "127.0.10.5", service_name(), refused=True)) == [D3]
+        assert held.wait(timeout=20) == 0
+        eventually(lambda: sip_edge.calls_of(conn_id) == 0, timeout=5)
+    finally:
+        if held.poll() is None:
+            held.kill()
+
+
 @pytest.mark.kamailio_errors(r".*")  # a Kamailio killed mid-call: its successor may log the lost dialog
 def test_the_calls_of_a_killed_kamailio_age_out_of_the_counts(sip_edge: Edge) -> None:
     conn_id = ip_connection(sip_edge.account(), "127.0.10.2", outbound={"channel_limit": 1})
