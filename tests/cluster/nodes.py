@@ -16,6 +16,7 @@ import httpx
 import telnyx
 
 from tests.cluster.hosts import Host, Proc
+from trunkline.sip.rpc import RpcClient
 
 START_TIMEOUT = 60.0  # two shared cores, other suites running: generous, but bounded
 API_PORT = 8080
@@ -114,6 +115,10 @@ def start_api(
         "TRUNKLINE_ACCESS_LOG": "false",
         "TRUNKLINE_WEBHOOK_POLL_SECONDS": "0.05",
         "TRUNKLINE_NODE_ID": node_id(host),
+        # The API computes the digests a credential connection's password is stored as with its own
+        # realm (http/routes/connections.py), so it must be the edges' realm, or every REGISTER at
+        # an edge fails with 403.
+        "TRUNKLINE_SIP_REALM": SIP_REALM,
     }
     if redis_url is not None:
         variables["TRUNKLINE_REDIS_URL"] = redis_url
@@ -187,6 +192,12 @@ class EdgeNode:
     def kamailio_log(self) -> Path:
         return self.sip_dir / "kamailio.log"  # sip/supervisor.py, Supervisor.log_path
 
+    def rpc(self, method: str, *params: object) -> object:
+        """One JSON-RPC call to this edge's Kamailio, over its unix socket in `<sip dir>/run`
+        (edge.py RUN_DIR, sip/state.py EdgeConfig.rpc_socket), from the edge's host."""
+        client = RpcClient(self.sip_dir / "run" / "kamailio_rpc.sock")
+        return self.host.call(client.call, method, *params)
+
 
 def start_edge(
     host: Host,
@@ -196,13 +207,14 @@ def start_edge(
     redis_url: str | None = None,
     env: Mapping[str, str] | None = None,
     port: int = SIP_PORT,
+    sip_dir: Path | None = None,
     wait: bool = True,
 ) -> EdgeNode:
-    """`trunkline sip` on `host`'s address, in `<host workdir>/sip`. On PostgreSQL give
-    `sip_database_url`, the URL of the role Kamailio logs in as (migration 0002 creates
-    `trunkline_kamailio`: tests/sip/conftest.py, running_edge). Waits until the edge answers SIP
-    OPTIONS on its address, unless `wait=False` (then call `wait_edge_ready`)."""
-    sip_dir = host.workdir / "sip"
+    """`trunkline sip` on `host`'s address, in `sip_dir` (default `<host workdir>/sip`). On
+    PostgreSQL give `sip_database_url`, the URL of the role Kamailio logs in as (migration 0002
+    creates `trunkline_kamailio`: tests/sip/conftest.py, running_edge). Waits until the edge answers
+    SIP OPTIONS on its address, unless `wait=False` (then call `wait_edge_ready`)."""
+    sip_dir = sip_dir or host.workdir / "sip"
     variables = {**EDGE_DEFAULTS, "TRUNKLINE_NODE_ID": node_id(host)}
     if sip_database_url is not None:
         variables["TRUNKLINE_SIP_DATABASE_URL"] = sip_database_url
