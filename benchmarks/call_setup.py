@@ -47,7 +47,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,13 +58,14 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
-from benchmarks.sip_register import database, write
+from benchmarks.sip_register import database, free_port, kamailio_url, write
 from trunkline import edge
 from trunkline.config import Settings
 from trunkline.resources import connections, ips
 from trunkline.resources import outbound_voice_profiles as profiles
 from trunkline.resources.connections import kinds
 from trunkline.sip import numbers
+from trunkline.sip.rpc import RpcClient
 from trunkline.sip.service import EdgeService
 from trunkline.store.db import Database
 
@@ -82,18 +82,6 @@ MAX_RATE = 0.05
 # How a record of each kind of call looks once imported: (state, sip_status, d_code).
 ADMITTED = ("finished", 200, None)
 REFUSED = ("finished", 403, "D13")
-
-
-def free_port(host: str) -> int:
-    """A port free for both UDP and TCP on host (Kamailio listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with contextlib.suppress(OSError), socket.socket() as tcp:
-                tcp.bind((host, port))
-                return port
-    raise RuntimeError(f"no free port on {host}")
 
 
 # --- what is dialled --------------------------------------------------------------------------
@@ -278,11 +266,12 @@ def running_edge(settings: Settings) -> Iterator[EdgeService]:
         service.stop_thread()
 
 
-def wait_for_acl(service: EdgeService, runs: list[Run], timeout: float = 20.0) -> None:
+def wait_for_acl(rpc: RpcClient, runs: list[Run], timeout: float = 20.0) -> None:
+    """Until the edge answering on `rpc` recognises every run's caller address as its connection."""
     want = {(run.address, run.conn_id) for run in runs}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        items = [entry["item"] for entry in service.supervisor.rpc.call("permissions.addressDump") or []]
+        items = [entry["item"] for entry in rpc.call("permissions.addressDump") or []]
         if want <= {(item["ip"], item["tag"]) for item in items}:
             return
         time.sleep(0.1)
@@ -386,10 +375,10 @@ def cpu_use(before: Cpu, after: Cpu, calls: int) -> str:
     return f"cpu: machine {share:.0%} busy; ms per call: {per_call}; UDP receive-buffer drops: {drops}"
 
 
-def shared_memory(service: EdgeService) -> str:
+def shared_memory(rpc: RpcClient) -> str:
     """Kamailio's shared memory pool (core.shmmem): in use now and at most, of its size."""
     try:
-        shm = service.supervisor.rpc.call("core.shmmem")
+        shm = rpc.call("core.shmmem")
     except Exception as exc:  # a benchmark reports what it could not read, and goes on
         return f"shm: unknown ({exc})"
     mb = 1024 * 1024
@@ -402,14 +391,17 @@ def shared_memory(service: EdgeService) -> str:
 # --- one run ------------------------------------------------------------------------------------
 
 
-def place_calls(run: Run, sip_port: int, args: argparse.Namespace, workdir: Path) -> Result:
+def place_calls(
+    run: Run, sip_port: int, args: argparse.Namespace, workdir: Path, host: str = "127.0.0.1"
+) -> Result:
+    """The run's calls from its address to the edge on host:sip_port, with SIPp; waits for the end."""
     workdir.mkdir()
     csv = workdir / "numbers.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in run.numbers))
     stats = workdir / "stat.csv"
     budget = args.seconds * 3 + 30
     cmd = [
-        "sipp", f"127.0.0.1:{sip_port}", "-sf", str(UAC), "-inf", str(csv),
+        "sipp", f"{host}:{sip_port}", "-sf", str(UAC), "-inf", str(csv),
         "-r", str(run.rate), "-m", str(len(run.numbers)), "-l", str(run.rate * 5), "-d", str(args.hold_ms),
         "-i", run.address, "-p", str(free_port(run.address)), "-nostdin", "-recv_timeout", "5000",
         "-timeout", f"{budget}s", "-trace_stat", "-stf", str(stats), "-fd", "1",
@@ -570,7 +562,7 @@ def measure(
     result.upstream = counter(last_stats(uas.stats), "SuccessfulCall(C)") - upstream_before
     result.kamailio_errors = kamailio_errors(log, log_start)
     print(describe(result), flush=True)
-    print(f"    {result.cpu}; {shared_memory(service)}", flush=True)
+    print(f"    {result.cpu}; {shared_memory(service.supervisor.rpc)}", flush=True)
     if result.kamailio_errors:
         first = result.kamailio_errors[0].strip()
         print(f"    kamailio.log: {len(result.kamailio_errors)} error lines; the first: {first}")
@@ -636,17 +628,13 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
             deck = tmp / "deck.csv"
             deck_size = write_deck(deck, args.deck, [r for r in runs if r.mode == "on"])
             sip_port, up_port = free_port("127.0.0.1"), free_port(UPSTREAM_IP)
-            # On PostgreSQL Kamailio logs in as the role migration 0002 made for it, as deployed.
-            kamailio_url = (
-                url.replace("//postgres@", "//trunkline_kamailio@", 1) if backend != "sqlite" else None
-            )
             settings = Settings(
                 database_url=url, sip_dir=tmp / "sip", sip_port=sip_port, sip_tls_port=0, sip_realm=REALM,
                 sip_upstream=f"{UPSTREAM_IP}:{up_port}", sip_children=args.children,
-                sip_poll_seconds=0.1, access_log=False, sip_database_url=kamailio_url,
+                sip_poll_seconds=0.1, access_log=False, sip_database_url=kamailio_url(backend, url),
             )  # fmt: skip
             with upstream(up_port, tmp) as uas, running_edge(settings) as service:
-                wait_for_acl(service, runs)
+                wait_for_acl(service.supervisor.rpc, runs)
                 load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
                 print(
                     f"\n== {backend}: Kamailio on {sip_port} ({args.children} SIP workers), upstream"

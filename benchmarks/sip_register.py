@@ -53,15 +53,16 @@ PASSWORD = "bench-password-1"
 PG = os.environ.get("TRUNKLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on host (Kamailio listens on both)."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
+            udp.bind((host, 0))
             port = int(udp.getsockname()[1])
             with contextlib.suppress(OSError), socket.socket() as tcp:
-                tcp.bind(("127.0.0.1", port))
+                tcp.bind((host, port))
                 return port
-    raise RuntimeError("no free port")
+    raise RuntimeError(f"no free port on {host}")
 
 
 @contextlib.contextmanager
@@ -74,6 +75,12 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
     with postgres_scratch(PG, "trunkline_bench") as url:
         migrate.upgrade(url)
         yield url
+
+
+def kamailio_url(backend: str, url: str) -> str | None:
+    """On PostgreSQL Kamailio logs in as the role migration 0002 made for it, as deployed; on SQLite
+    it opens the API's file (None: the API's own URL)."""
+    return url.replace("//postgres@", "//trunkline_kamailio@", 1) if backend != "sqlite" else None
 
 
 async def write(url: str, work: Any) -> Any:
@@ -173,18 +180,31 @@ def until(check: Any, timeout: float = 10.0) -> float:
 # --- the measurements ---------------------------------------------------------------------------
 
 
-def throughput(sip_port: int, users: list[str], rate: int, seconds: int, tmp: Path) -> dict[str, float]:
-    csv = tmp / "users.csv"
+def users_file(path: Path, users: list[str]) -> Path:
+    """SIPp's -inf file: the users in turn, each with its digest credentials (register_auth.xml)."""
     lines = ["SEQUENTIAL"] + [f"{u};[authentication username={u} password={PASSWORD}];{REALM}" for u in users]
-    csv.write_text("\n".join(lines) + "\n")
-    total = rate * seconds
-    stats = tmp / f"stat-{rate}.csv"
-    cmd = [
-        "sipp", f"127.0.0.1:{sip_port}", "-sf", str(HERE / "sip" / "register_auth.xml"),
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def register_command(
+    server: tuple[str, int], csv: Path, rate: int, total: int, seconds: int, stats: Path
+) -> list[str]:
+    """SIPp registering the users of `csv` at `rate`/s until `total` REGISTER+auth transactions, with
+    its statistics in `stats`."""
+    return [
+        "sipp", f"{server[0]}:{server[1]}", "-sf", str(HERE / "sip" / "register_auth.xml"),
         "-inf", str(csv), "-r", str(rate), "-m", str(total), "-l", str(rate * 5),
         "-i", "127.0.0.1", "-p", str(free_port()), "-nostdin", "-recv_timeout", "5000",
         "-timeout", f"{seconds * 4 + 20}s", "-trace_stat", "-stf", str(stats), "-fd", "1",
     ]  # fmt: skip
+
+
+def throughput(sip_port: int, users: list[str], rate: int, seconds: int, tmp: Path) -> dict[str, float]:
+    csv = users_file(tmp / "users.csv", users)
+    total = rate * seconds
+    stats = tmp / f"stat-{rate}.csv"
+    cmd = register_command(("127.0.0.1", sip_port), csv, rate, total, seconds, stats)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=seconds * 4 + 60)
     elapsed = time.perf_counter() - start
@@ -251,13 +271,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
         with database(backend, tmp) as url:
             users = create_users(url, args.users)
             sip_port = free_port()
-            # On PostgreSQL Kamailio logs in as the role migration 0002 made for it, as deployed.
-            kamailio_url = (
-                url.replace("//postgres@", "//trunkline_kamailio@", 1) if backend != "sqlite" else None
-            )
             settings = Settings(
                 database_url=url, sip_dir=tmp / "sip", sip_port=sip_port, sip_tls_port=0, sip_realm=REALM,
-                sip_poll_seconds=0.1, access_log=False, sip_database_url=kamailio_url,
+                sip_poll_seconds=0.1, access_log=False, sip_database_url=kamailio_url(backend, url),
             )  # fmt: skip
             service = edge.service(settings).start_in_thread()
             try:
