@@ -6,10 +6,14 @@ Locally a missing service skips its tests with a reason; under CI=true it fails 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -67,3 +71,59 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@dataclass
+class OwnRedis:
+    """A redis-server of the test's own, on a free loopback port, which the test may stop and start."""
+
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        if shutil.which("redis-server") is None:
+            missing("redis-server is not installed (apt-get install redis-server)")
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no"]  # nothing on disk
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def end_listening_sessions(database_url: str, application_name: str) -> int:
+    """Terminate the sessions of `database_url` named `application_name` (store/notify.py's listeners);
+    how many there were."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> int:
+        admin = await asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, database=database_url.rsplit("/", 1)[1]
+        )
+        try:
+            return int(
+                await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name = $1",
+                    application_name,
+                )
+            )
+        finally:
+            await admin.close()
+
+    return asyncio.run(go())

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import httpx
 import redis
 
 from tests.frontdoor._clients import ServeProcess, serve
-from tests.services import REDIS_URL, free_port, missing, port_open
+from tests.services import REDIS_URL, missing, port_open
 
 ADMIN_TOKEN = "admin-" + secrets.token_urlsafe(24)
 _CLAIM = "trunkline-test-claim"  # the key that marks a database as taken by a test module
@@ -71,46 +69,6 @@ def raw_values(url: str) -> bytes:
             elif kind == b"string":
                 chunks.append(client.get(key) or b"")
     return b"\n".join(chunks)
-
-
-@dataclass
-class OwnRedis:
-    """A redis-server of the test's own, on a free loopback port, which the test may stop."""
-
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> OwnRedis:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not port_open("127.0.0.1", self.port):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 @dataclass

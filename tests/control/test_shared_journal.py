@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.control.shared import Instances, OwnRedis, empty, raw_values, redis_database, two_instances
+from tests.control.shared import Instances, empty, raw_values, redis_database, two_instances
+from tests.services import OwnRedis
 from trunkline.control.journal import Entry
 from trunkline.control.redis_journal import RedisJournal, decode, encode
 from trunkline.control.redis_link import RedisLink

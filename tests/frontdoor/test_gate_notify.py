@@ -7,19 +7,17 @@ A database of this module's own, two API instances on it; clients call from 127.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import asyncpg
 import httpx
 import pytest
 
 from tests import conftest
 from tests.frontdoor._clients import cli, http_from, sdk_from, wait_for
 from tests.server import LiveServer
-from tests.services import PG_HOST, PG_PORT, PG_USER, postgres_database
+from tests.services import end_listening_sessions, postgres_database
 from trunkline.store import migrate, notify
 
 SLOW_POLL = 30.0
@@ -86,23 +84,8 @@ def test_a_range_added_by_the_cli_is_enforced_by_every_instance_within_a_second(
 def test_a_range_added_while_the_listeners_reconnect_is_still_enforced(pair: Pair) -> None:
     user_id, key = new_key(pair)
 
-    async def end_listening_sessions() -> int:
-        admin = await asyncpg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, database=pair.database_url.rsplit("/", 1)[1]
-        )
-        try:
-            return int(
-                await admin.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name = $1",
-                    notify.APPLICATION_NAME,
-                )
-            )
-        finally:
-            await admin.close()
-
     with http_from(pair.a.api, key, OUTSIDE) as a_outside, http_from(pair.b.api, key, OUTSIDE) as b_outside:
-        assert asyncio.run(end_listening_sessions()) == 2  # one per instance
+        assert end_listening_sessions(pair.database_url, notify.APPLICATION_NAME) == 2  # one per instance
         # Written at once, likely before they listen again: their reconnect makes them reread.
         result = cli(
             "access-ranges", "add", "--user-id", user_id, "127.0.0.1/32", database_url=pair.database_url

@@ -8,7 +8,6 @@ poll interval is 30 s, so a change an edge applies within the second is one it w
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -19,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.conftest import test_settings
 from tests.server import LiveServer
-from tests.services import PG_HOST, PG_PORT, PG_USER, missing, postgres_database
+from tests.services import end_listening_sessions, missing, postgres_database
 from tests.sip.conftest import REALM, SCENARIOS, Edge, FakeResolver, eventually, free_udp_tcp_port
 from tests.sip.test_edge import call, in_acl, profile, reached_target
 from trunkline import edge as edge_wiring
@@ -177,22 +175,9 @@ def test_a_change_made_while_the_listeners_reconnect_still_arrives(fleet: Fleet)
     ).data.id
     reload_window_open(fleet)
 
-    async def terminate() -> int:
-        admin = await asyncpg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, database=fleet.database_url.rsplit("/", 1)[1]
-        )
-        try:
-            return int(
-                await admin.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name = $1",
-                    notify.APPLICATION_NAME,
-                )
-            )
-        finally:
-            await admin.close()
-
-    assert asyncio.run(terminate()) == 3  # two edges and the API server
+    assert (
+        end_listening_sessions(fleet.database_url, notify.APPLICATION_NAME) == 3
+    )  # two edges and the API server
     written = time.monotonic()
     client.ips.create(ip_address=caller, connection_id=conn_id)
     lags = [lag_until(lambda e=edge: in_acl(e, caller, conn_id), written) for edge in fleet.edges]

@@ -9,11 +9,8 @@ and restart it. Callers send from 127.0.10.x, on a database of the module's own.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import migrated_database
-from tests.services import missing
-from tests.sip.conftest import Edge, eventually, free_udp_tcp_port, running_edge
+from tests.services import OwnRedis
+from tests.sip.conftest import Edge, eventually, running_edge
 from tests.sip.test_calls import dial, ready, start_burst, upstream_invites
 from tests.sip.test_edge import ip_connection, service_name
 from tests.sip.test_policy import caller, status
@@ -33,53 +30,16 @@ TL2 = "SIP/2.0 403 Calls per CLD limit reached for the calling window TL2"
 D3 = "SIP/2.0 403 Connection channel limit exceeded D3"
 
 
-class PrivateRedis:
-    """A redis-server of our own on a free loopback port, to stop and start at will."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_udp_tcp_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            missing("redis-server is not installed (apt-get install redis-server)")
-        assert binary is not None
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        eventually(lambda: _answers(self.port), timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
-def _answers(port: int) -> bool:
-    import socket
-
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-        s.sendall(b"PING\r\n")
-        return s.recv(16).startswith(b"+PONG")
-    return False
-
-
 @pytest.fixture(scope="module")
-def counts_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+def counts_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedis]:
+    server = OwnRedis().start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def sip_edge(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, counts_redis: PrivateRedis
+    backend: str, tmp_path_factory: pytest.TempPathFactory, counts_redis: OwnRedis
 ) -> Iterator[Edge]:
     with (
         migrated_database(backend, tmp_path_factory) as url,
@@ -170,7 +130,7 @@ def test_the_calls_of_a_killed_kamailio_age_out_of_the_counts(sip_edge: Edge) ->
 
 
 def test_with_redis_down_calls_are_refused_with_503_until_it_is_back(
-    sip_edge: Edge, counts_redis: PrivateRedis
+    sip_edge: Edge, counts_redis: OwnRedis
 ) -> None:
     ready(sip_edge, "127.0.10.3", ip_connection(sip_edge.account(), "127.0.10.3"))
     offset = log_size(sip_edge)
@@ -194,7 +154,7 @@ def test_with_redis_down_calls_are_refused_with_503_until_it_is_back(
 def test_with_redis_down_and_the_admit_policy_calls_go_through_uncounted(
     backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    redis_server = PrivateRedis(tmp_path_factory.mktemp("redis-admit")).start()
+    redis_server = OwnRedis().start()
     try:
         with (
             migrated_database(backend, tmp_path_factory) as url,
