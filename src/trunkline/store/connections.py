@@ -12,7 +12,13 @@ from trunkline.store import ids, search
 from trunkline.store.db import Conn, first_value
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
-from trunkline.store.schema import connection, connection_count, fqdn, sip_credential
+from trunkline.store.schema import (
+    connection,
+    connection_count,
+    fqdn,
+    profile_connection_count,
+    sip_credential,
+)
 
 SORTABLE = {"created_at", "connection_name", "active"}
 
@@ -146,14 +152,16 @@ async def find_token(conn: Conn, *, token: str) -> RowMapping | None:
 
 
 async def count_by_profile(conn: Conn, *, profile_ids: Sequence[str]) -> dict[str, int]:
+    """How many connections name each of these profiles, from `profile_connection_count` (exact:
+    migration 0012's triggers): one primary-key read per profile, however many connections it has.
+    A profile without a row, or with n = 0, is absent or 0; callers read a missing id as 0."""
     if not profile_ids:
         return {}
-    stmt = (
-        sa.select(connection.c.outbound_voice_profile_id, sa.func.count())
-        .where(connection.c.outbound_voice_profile_id.in_(profile_ids))
-        .group_by(connection.c.outbound_voice_profile_id)
+    counted = profile_connection_count.c
+    stmt = sa.select(counted.outbound_voice_profile_id, counted.n).where(
+        counted.outbound_voice_profile_id.in_(profile_ids)
     )
-    return {row[0]: row[1] for row in (await conn.execute(stmt)).all()}
+    return {row[0]: int(row[1]) for row in (await conn.execute(stmt)).all()}
 
 
 async def put_credential(

@@ -135,11 +135,33 @@ account_row_count = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
+# How many connections name each outbound voice profile (`connection.outbound_voice_profile_id`), kept
+# exact by triggers on `connection` in the transaction that inserts, deletes or re-points one
+# (migration 0012): a profile's `connections_count` is one read (store/connections.py,
+# `count_by_profile`). A missing row is 0; the row goes with its profile.
+profile_connection_count = sa.Table(
+    "profile_connection_count",
+    metadata,
+    sa.Column(
+        "outbound_voice_profile_id",
+        Id,
+        # Named by hand: the naming convention's name would pass PostgreSQL's 63-byte identifiers.
+        sa.ForeignKey(
+            "outbound_voice_profile.id",
+            ondelete="CASCADE",
+            name="fk_profile_connection_count_outbound_voice_profile_id",
+        ),
+        primary_key=True,
+    ),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
 # Objects migrations 0005 and 0009 make that differ by engine, outside this metadata so that autogenerate
 # neither drops them nor reports them (migrations/env.py):
 # - PostgreSQL: `ix_connection_name_trgm`, a pg_trgm GIN index on lower(connection_name)
 #   (https://www.postgresql.org/docs/current/pgtrgm.html#PGTRGM-INDEX), and the connection_name
-#   orders with NULLS FIRST; the trigger function behind connection_count.
+#   orders with NULLS FIRST; the trigger functions behind connection_count (and, migration 0012,
+#   profile_connection_count), which autogenerate does not compare.
 # - SQLite: `connection_name_trigram`, an FTS5 table with the trigram tokenizer
 #   (https://www.sqlite.org/fts5.html#the_trigram_tokenizer) whose rowid is the connection's numeric
 #   id, kept in step by triggers, its shadow tables, and the connection_name orders.
