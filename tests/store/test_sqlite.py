@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from trunkline.store import sqlite as sqlite_module
+from trunkline.store.list_memo import ListMemo
 from trunkline.store.sqlite import SqliteTransactions, make_sqlite_engine
 
 T = sa.table("t", sa.column("n", sa.Integer))
@@ -49,7 +50,7 @@ def other(path: Path) -> Iterator[sqlite3.Connection]:
 
 def _run(path: Path, body: Callable[[SqliteTransactions], Awaitable[None]]) -> None:
     async def go() -> None:
-        sqlite = SqliteTransactions(make_sqlite_engine(sa.make_url(f"sqlite+pysqlite:///{path}")))
+        sqlite = SqliteTransactions(make_sqlite_engine(sa.make_url(f"sqlite+pysqlite:///{path}")), ListMemo())
         try:
             await body(sqlite)
         finally:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import ids, search
 from trunkline.store.db import Conn, first_value
 from trunkline.store.locks import Lock, delete_row, locking
-from trunkline.store.paging import Page, PageResult, fetch_page, sort_order
+from trunkline.store.paging import Page, PageResult, Remember, fetch_page, sort_order
 from trunkline.store.schema import (
     connection,
     connection_count,
@@ -83,47 +83,59 @@ async def list_(
     fqdn_equals: str | None = None,
     sort: str = "-created_at",
 ) -> PageResult:
-    # On SQLite a filter that names few rows (a trigram phrase, an FQDN) drives the query
-    # (store/search.py).
-    drives = conn.dialect == "sqlite" and (
-        fqdn_equals is not None or (name_contains is not None and search.narrows(name_contains, "sqlite"))
-    )
-    where: list[sa.ColumnElement[bool]] = [search.unindexed(connection.c.user_id, drives) == user_id]
     counted = [connection_count.c.user_id == user_id]
     if kind is not None:
-        where.append(search.unindexed(connection.c.kind, drives) == kind)
         counted.append(connection_count.c.kind == kind)
-    filtered = False
-    if name_contains is not None:
-        # The trigram index of migration 0005.
-        where += search.contains(
-            connection.c.connection_name,
-            name_contains,
-            conn.dialect,
-            trigram_table="connection_name_trigram",
-            id_column=connection.c.id,
-        )
-        filtered = True
-    if outbound_voice_profile_id is not None:
-        where.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
-        filtered = True
-    if fqdn_equals is not None:
-        where.append(connection.c.id.in_(sa.select(fqdn.c.connection_id).where(fqdn.c.fqdn == fqdn_equals)))
-        filtered = True
-    # Unfiltered, the total is the account's counter (exact: migration 0005's triggers).
+    # The account's counter (exact: migration 0005's triggers): the total unfiltered.
     # PostgreSQL's sum() of a bigint is a numeric: cast back, so the total is an int on both engines.
     summed = sa.cast(sa.func.coalesce(sa.func.sum(connection_count.c.n), 0), sa.BigInteger)
-    total = sa.select(summed).where(*counted)
-    count = None if filtered else total
+    held = sa.select(summed).where(*counted)
+    order = sort_order(connection, sort)
+    if fqdn_equals is not None:
+        # Few rows, found through the fqdn table, whose writes the connection's list version does not
+        # count: read afresh every time, driven by the FQDN's index on SQLite (store/search.py).
+        drives = conn.dialect == "sqlite"
+        where = _scope(user_id, kind, drives)
+        where.append(connection.c.id.in_(sa.select(fqdn.c.connection_id).where(fqdn.c.fqdn == fqdn_equals)))
+        if outbound_voice_profile_id is not None:
+            where.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
+        if name_contains is not None:
+            where.append(search.like(connection.c.connection_name, name_contains))
+        return await fetch_page(conn, connection, where=where, order_by=order, page=page, by_ids=drives)
+    # Every other filter reads the connection table alone, so what the list learns is kept for the
+    # account's version of it (store/list_memo.py).
+    terms: list[sa.ColumnElement[bool]] = []
+    if outbound_voice_profile_id is not None:
+        terms.append(connection.c.outbound_voice_profile_id == outbound_voice_profile_id)
+    driven = None
+    if name_contains is not None:
+        terms.append(search.like(connection.c.connection_name, name_contains))
+        # On SQLite the trigram table of migration 0005 finds a rare name's few rows (store/search.py).
+        found = search.candidates(
+            name_contains, conn.dialect, trigram_table="connection_name_trigram", id_column=connection.c.id
+        )
+        if found is not None:
+            driven = [*_scope(user_id, kind, True), *terms, found]
+    where = [*_scope(user_id, kind, False), *terms]
     return await fetch_page(
         conn,
         connection,
         where=where,
-        order_by=sort_order(connection, sort),
+        order_by=order,
         page=page,
-        count=count,
-        by_ids=drives,
+        count=None if terms else held,
+        remember=Remember(user_id, (kind, name_contains, outbound_voice_profile_id)),
+        driven=driven,
+        scope=held,
     )
+
+
+def _scope(user_id: str, kind: str | None, driven: bool) -> list[sa.ColumnElement[bool]]:
+    """The account's connections (of one kind), kept off their indexes when another term drives."""
+    where = [search.unindexed(connection.c.user_id, driven) == user_id]
+    if kind is not None:
+        where.append(search.unindexed(connection.c.kind, driven) == kind)
+    return where
 
 
 async def update(conn: Conn, *, id: str, **values: Any) -> None:

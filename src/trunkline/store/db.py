@@ -22,6 +22,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from trunkline.store.integrity import translate_integrity_error
+from trunkline.store.list_memo import ListMemo
 from trunkline.store.sqlite import SqliteConn, SqliteTransactions, make_sqlite_engine
 
 __all__ = [
@@ -47,6 +48,8 @@ class Conn(Protocol):
     """A connection inside one transaction."""
 
     dialect: str
+    # What lists learned of this database's rows (store/list_memo.py), one per Database.
+    memo: ListMemo
 
     # As SQLAlchemy's own `Connection.execute`: a typed SELECT gives typed rows, anything else rows of Any.
     @overload
@@ -81,7 +84,8 @@ class _PgConn:
 
     dialect = "postgresql"
 
-    def __init__(self, engine: AsyncEngine, conn: AsyncConnection, write: bool) -> None:
+    def __init__(self, engine: AsyncEngine, conn: AsyncConnection, write: bool, memo: ListMemo) -> None:
+        self.memo = memo
         self._engine = engine
         self._c = conn
         self._write = write
@@ -138,8 +142,9 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self._lite: SqliteTransactions | None = None
         self._async: AsyncEngine | None = None
+        self._memo = ListMemo()
         if self.dialect == "sqlite":
-            self._lite = SqliteTransactions(make_sqlite_engine(self.url))
+            self._lite = SqliteTransactions(make_sqlite_engine(self.url), self._memo)
         else:
             # Connections idle in autocommit (see `_pg_connect`), and are not pinged at checkout: a
             # dead one is replaced when its first statement fails (see `_PgConn`).
@@ -158,7 +163,7 @@ class Database:
         # Reads run in autocommit. Under READ COMMITTED each statement takes its own snapshot anyway,
         # so BEGIN and COMMIT would add two round trips and change nothing.
         assert self._async is not None
-        conn = _PgConn(self._async, await _pg_connect(self._async, write), write)
+        conn = _PgConn(self._async, await _pg_connect(self._async, write), write, self._memo)
         try:
             yield conn
             if write:

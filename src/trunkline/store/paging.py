@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from trunkline.store.db import Conn
-from trunkline.store.schema import account_row_count
+from trunkline.store.db import Conn, first_value
+from trunkline.store.list_memo import STRIDE, Keys, Learned, ListMemo
+from trunkline.store.schema import account_row_count, list_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +36,61 @@ class PageResult:
         return -(-self.total // self.page.size)
 
 
-def sort_order(table: sa.Table, sort: str) -> list[Any]:
-    """ORDER BY for `sort` ("name" ascending, "-name" descending), ties broken by creation, then id."""
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A list order: its columns (the key, created_at, id; or created_at, id), all one direction."""
+
+    columns: tuple[sa.ColumnElement[Any], ...]
+    descending: bool
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        return (*(c.name for c in self.columns), self.descending)
+
+    def clauses(self) -> list[Any]:
+        direction = sa.desc if self.descending else sa.asc
+        keys: list[Any] = []
+        for column in self.columns:
+            key = direction(column)
+            if column.nullable:
+                # NULLs first ascending and last descending on both engines (PostgreSQL's default is
+                # the reverse of SQLite's). Only on nullable columns: NOT NULL ones keep their index
+                # order.
+                key = key.nulls_last() if self.descending else key.nulls_first()
+            keys.append(key)
+        return keys
+
+    def after(self, keys: Keys) -> sa.ColumnElement[bool]:
+        """The rows that come after the row whose sort keys are `keys`, as a row-value comparison an
+        index on the order's columns serves (https://www.sqlite.org/rowvalue.html#row_value_comparisons,
+        https://www.postgresql.org/docs/current/functions-comparisons.html#ROW-WISE-COMPARISON)."""
+        values = [sa.bindparam(None, v, type_=c.type) for c, v in zip(self.columns, keys, strict=True)]
+        later: Callable[[Any, Any], sa.ColumnElement[bool]] = operator.lt if self.descending else operator.gt
+        whole = later(sa.tuple_(*self.columns), sa.tuple_(*values))
+        first = self.columns[0]
+        if not first.nullable:
+            return whole
+        # Only the key can be NULL (created_at and id never are). A comparison with NULL is never
+        # true, so the NULL rows are placed by hand: before every value ascending, after every value
+        # descending (`clauses`).
+        rest = later(sa.tuple_(*self.columns[1:]), sa.tuple_(*values[1:]))
+        if keys[0] is None:
+            return (
+                sa.and_(first.is_(None), rest)
+                if self.descending
+                else sa.or_(first.is_(None) & rest, first.is_not(None))
+            )
+        return sa.or_(whole, first.is_(None)) if self.descending else whole
+
+
+def sort_order(table: sa.Table, sort: str) -> Order:
+    """The order for `sort` ("name" ascending, "-name" descending), ties broken by creation, then id."""
     descending = sort.startswith("-")
     column = table.c[sort.lstrip("-")]
-    direction = sa.desc if descending else sa.asc
-    key = direction(column)
-    if column.nullable:
-        # NULLs first ascending and last descending on both engines (PostgreSQL's default is the
-        # reverse of SQLite's). Only on nullable columns: NOT NULL ones keep their index order.
-        key = key.nulls_last() if descending else key.nulls_first()
     if column.name == "created_at":
         # The same order without the repeated key, which keeps SQLite from sorting the ties itself.
-        return [key, direction(table.c.id)]
-    return [key, direction(table.c.created_at), direction(table.c.id)]
+        return Order((column, table.c.id), descending)
+    return Order((column, table.c.created_at, table.c.id), descending)
 
 
 def account_total(table: sa.Table, user_id: str) -> sa.Select[int]:
@@ -60,16 +103,34 @@ def account_total(table: sa.Table, user_id: str) -> sa.Select[int]:
     )
 
 
+# The version of an account's rows of a table (migration 0013), which what a list learned is kept for.
+_VERSION = sa.select(list_version.c.writes).where(
+    list_version.c.table_name == sa.bindparam("table_name"), list_version.c.user_id == sa.bindparam("user_id")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Remember:
+    """Keep what this list learns (store/list_memo.py): the account, and what its filter is (any
+    hashable that names the filter's values; the table and the order are added)."""
+
+    user_id: str
+    filter: Hashable
+
+
 async def fetch_page(
     conn: Conn,
     table: sa.Table,
     *,
     where: Sequence[sa.ColumnElement[bool]],
-    order_by: Sequence[Any],
+    order_by: Order | Sequence[Any],
     page: Page,
     columns: Sequence[Any] | None = None,
     count: sa.Select[int] | None = None,
     by_ids: bool = False,
+    remember: Remember | None = None,
+    driven: Sequence[sa.ColumnElement[bool]] | None = None,
+    scope: sa.Select[int] | None = None,
 ) -> PageResult:
     """One page of `table` rows matching `where`, in `order_by` order, with the total count.
 
@@ -77,22 +138,95 @@ async def fetch_page(
     find the page's ids first on the first page too, for a `where` whose matches must be sorted (a
     trigram filter's candidates), so that the sort holds ids and keys, not whole rows (measured on
     SQLite, 100,000 of 1,000,000 rows matching: 870-1,010 → 600-680 ms).
+
+    `remember`: keep the total and where every hundredth row lies (store/list_memo.py), for an `Order`.
+    Then `driven`, when given, is the same filter led by an index that finds its few rows (SQLite's
+    trigram table, store/search.py), and `scope` counts the rows the list holds unfiltered: the filter
+    is counted the driven way, and a page is read the driven way only when its matches are too few for
+    walking the order's index to find a page's worth soon (`_drive`).
     """
-    stmt = sa.select(*(columns or [table])).order_by(*order_by)
-    if (page.offset or by_ids) and "id" in table.c:
+    order = order_by if isinstance(order_by, Order) else None
+    clauses = order_by.clauses() if isinstance(order_by, Order) else list(order_by)
+    learned = None
+    if remember is not None and order is not None:
+        version = await first_value(conn, _VERSION, {"table_name": table.name, "user_id": remember.user_id})
+        memo = conn.memo
+        learned = memo.learned((table.name, remember.user_id, remember.filter), version or 0)
+        if learned.total is None:
+            counted = count
+            if counted is None:
+                counted = sa.select(sa.func.count()).select_from(table).where(*(driven or where))
+            learned.total = (await conn.execute(counted)).scalar_one()
+        if driven is not None and scope is not None and await _drive(conn, learned.total, scope, page):
+            where, by_ids = driven, True
+        where, offset = await _seek(conn, memo, learned, table, where, order, page)
+    else:
+        offset = page.offset
+    stmt = sa.select(*(columns or [table])).order_by(*clauses)
+    if (offset or by_ids) and "id" in table.c:
         # A deep page: find its ids first, from the index the order walks (covering where it holds
         # the filter and the order, as every list order's index does: store/schema.py), then read
         # only those rows; the rows of the pages before it are never fetched. `order_by` ends with
         # the id, so the page is the same as with OFFSET on the rows themselves.
-        ids = sa.select(table.c.id).where(*where).order_by(*order_by).limit(page.size).offset(page.offset)
+        ids = sa.select(table.c.id).where(*where).order_by(*clauses).limit(page.size).offset(offset)
         stmt = stmt.where(table.c.id.in_(ids))
     else:
         stmt = stmt.where(*where).limit(page.size)
     rows = (await conn.execute(stmt)).mappings().all()
-    if page.number == 1 and len(rows) < page.size:
+    if learned is not None and learned.total is not None:
+        total = learned.total
+    elif page.number == 1 and len(rows) < page.size:
         total = len(rows)  # the whole result fits on the first page: no second query needed
     else:
         if count is None:
             count = sa.select(sa.func.count()).select_from(table).where(*where)
         total = (await conn.execute(count)).scalar_one()
     return PageResult(rows=rows, total=total, page=page)
+
+
+async def _drive(conn: Conn, total: int, scope: sa.Select[int], page: Page) -> bool:
+    """Whether a page of `total` matches among the scope's rows is cheaper read from the narrowing
+    index (every match, sorted) than by walking the order's index, which reads about (rows before the
+    page past the nearest remembered one + the page) / the matches' share of the rows."""
+    held = (await conn.execute(scope)).scalar_one()
+    walked = (min(page.offset, STRIDE) + page.size) * held
+    return total * total <= walked
+
+
+async def _seek(
+    conn: Conn,
+    memo: ListMemo,
+    learned: Learned,
+    table: sa.Table,
+    where: Sequence[sa.ColumnElement[bool]],
+    order: Order,
+    page: Page,
+) -> tuple[list[sa.ColumnElement[bool]], int]:
+    """The terms and offset that reach the page from the nearest remembered row before it, learning
+    every STRIDE-th row's keys on the way there when they are not known yet."""
+    base = page.offset // STRIDE * STRIDE
+    if base == 0:
+        return list(where), page.offset
+    anchors = learned.anchors.get(order.signature, {})
+    if base not in anchors:
+        known = max((p for p in anchors if p < base), default=0)
+        terms = list(where)
+        if known:
+            terms.append(order.after(anchors[known]))
+        # One statement numbers the rows between the nearest known position and the page's; the inner
+        # LIMIT stops the index walk there (https://www.sqlite.org/windowfunctions.html,
+        # https://www.postgresql.org/docs/current/functions-window.html).
+        walked = sa.select(*order.columns).where(*terms).order_by(*order.clauses()).limit(base - known)
+        walked_sub = walked.subquery()
+        keys = Order(tuple(walked_sub.c[c.name] for c in order.columns), order.descending)
+        numbered = sa.select(*keys.columns, sa.func.row_number().over(order_by=keys.clauses()).label("n"))
+        numbered_sub = numbered.subquery()
+        every = sa.select(*(numbered_sub.c[c.name] for c in order.columns), numbered_sub.c.n).where(
+            numbered_sub.c.n % STRIDE == 0
+        )
+        for row in (await conn.execute(every)).all():
+            memo.anchor(learned, order.signature, known + row[-1], tuple(row[:-1]))
+        anchors = learned.anchors.get(order.signature, {})
+        if base not in anchors:
+            return list(where), page.offset  # past the last row: the plain query finds the empty page
+    return [*where, order.after(anchors[base])], page.offset - base

@@ -156,6 +156,17 @@ profile_connection_count = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
+# How many writes (inserts, updates, deletes) each account's rows of `table_name` have had, bumped by
+# triggers in the writing transaction (migration 0013): the version what a list learned is valid for
+# (store/list_memo.py). A missing row is version 0.
+list_version = sa.Table(
+    "list_version",
+    metadata,
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("writes", sa.BigInteger, nullable=False),
+)
+
 # Objects migrations 0005 and 0009 make that differ by engine, outside this metadata so that autogenerate
 # neither drops them nor reports them (migrations/env.py):
 # - PostgreSQL: `ix_connection_name_trgm`, a pg_trgm GIN index on lower(connection_name)

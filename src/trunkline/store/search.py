@@ -23,21 +23,32 @@ def narrows(value: str, dialect: str) -> bool:
     return dialect == "sqlite" and len(value.lower()) >= TRIGRAM_MIN
 
 
+def like(column: sa.Column[str], value: str) -> sa.ColumnElement[bool]:
+    """`lower(column)` contains `value`: the filter's meaning, on every engine."""
+    return sa.func.lower(column).contains(value.lower(), autoescape=True)
+
+
+def candidates(
+    value: str, dialect: str, *, trigram_table: str, id_column: sa.Column[str]
+) -> sa.ColumnElement[bool] | None:
+    """On SQLite, `id_column` among the rows the trigram table `trigram_table` finds for `value` (a
+    superset of the matches); None where no such table answers."""
+    if not narrows(value, dialect):
+        return None
+    # An FTS5 string, quotes doubled, is one phrase: its trigrams in sequence, so a substring
+    # (https://www.sqlite.org/fts5.html#fts5_strings).
+    phrase = '"' + value.lower().replace('"', '""') + '"'
+    trigrams = sa.table(trigram_table, sa.column("rowid", sa.Integer))
+    match = sa.literal_column(trigram_table).op("MATCH")
+    return id_column.in_(sa.select(sa.cast(trigrams.c.rowid, sa.Text)).where(match(phrase)))
+
+
 def contains(
     column: sa.Column[str], value: str, dialect: str, *, trigram_table: str, id_column: sa.Column[str]
 ) -> list[sa.ColumnElement[bool]]:
     """`lower(column)` contains `value`, through the trigram table `trigram_table` on SQLite."""
-    lowered = value.lower()
-    where = [sa.func.lower(column).contains(lowered, autoescape=True)]
-    if narrows(value, dialect):
-        # An FTS5 string, quotes doubled, is one phrase: its trigrams in sequence, so a substring
-        # (https://www.sqlite.org/fts5.html#fts5_strings).
-        phrase = '"' + lowered.replace('"', '""') + '"'
-        trigrams = sa.table(trigram_table, sa.column("rowid", sa.Integer))
-        match = sa.literal_column(trigram_table).op("MATCH")
-        candidates = sa.select(sa.cast(trigrams.c.rowid, sa.Text)).where(match(phrase))
-        where.append(id_column.in_(candidates))
-    return where
+    found = candidates(value, dialect, trigram_table=trigram_table, id_column=id_column)
+    return [like(column, value)] if found is None else [like(column, value), found]
 
 
 def unindexed(column: sa.Column[str], drives: bool) -> sa.ColumnElement[str]:

@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from trunkline.store.integrity import translate_integrity_error
+from trunkline.store.list_memo import ListMemo
 
 # How long a writer waits for a write lock another process holds before failing with "database is locked".
 BUSY_TIMEOUT_MS = 10_000
@@ -90,7 +91,8 @@ class SqliteConn:
 
     dialect = "sqlite"
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, memo: ListMemo) -> None:
+        self.memo = memo
         raw = conn.connection.driver_connection
         if not isinstance(raw, sqlite3.Connection):
             raise TypeError(f"expected a sqlite3 connection, got {type(raw).__name__}")
@@ -150,8 +152,9 @@ def begin_immediate(raw: sqlite3.Connection, *, wait: bool) -> bool:
 class SqliteTransactions:
     """Every SQLite transaction of the process, on one connection of `engine` (see the module docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, memo: ListMemo) -> None:
         self.engine = engine
+        self.memo = memo
         self.lock = asyncio.Lock()  # one transaction at a time
         self.writers = asyncio.Lock()  # writers, in arrival order
         self._conn: SqliteConn | None = None
@@ -170,7 +173,7 @@ class SqliteTransactions:
                 conn.close()
         # The SQLAlchemy-level transaction this connection autobegins is never committed: it only spares
         # SQLAlchemy a begin per statement. `trunkline_raw` keeps the `begin` listener from emitting BEGIN.
-        self._conn = SqliteConn(self.engine.connect().execution_options(trunkline_raw=True))
+        self._conn = SqliteConn(self.engine.connect().execution_options(trunkline_raw=True), self.memo)
         return self._conn
 
     async def close(self) -> None:

@@ -1,0 +1,268 @@
+"""What lists remember (store/list_memo.py: a filter's total, every hundredth row of an order) never
+changes an answer, on both engines: every page of every order and filter equals the plainly sorted
+rows, warm or cold, and a write is seen by the next list that starts after it commits, in this process
+or another one (a second `Database` is a second process's memo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from trunkline.store import connections, ids
+from trunkline.store.db import Database
+from trunkline.store.list_memo import STRIDE
+from trunkline.store.paging import Page
+
+SIZE = 1_234  # a dozen strides, and a last stride that is not full
+SORTS = ["-created_at", "created_at", "connection_name", "-connection_name", "active", "-active"]
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"kind": "credential"},
+    {"name_contains": "sales"},  # every tenth
+    {"name_contains": "0007"},  # a handful: driven by the trigram table on SQLite
+    {"name_contains": "s", "kind": "ip"},  # shorter than a trigram
+]
+# (number, size): the first page, pages just before, across and after a stride, a deep one, the last
+# page, and past the end.
+PAGES = [(1, 20), (5, 20), (6, 20), (7, 20), (3, 250), (31, 7), (50, 20), (62, 20), (63, 20), (99, 20)]
+
+
+def _name(i: int) -> str | None:
+    if i % 97 == 0:
+        return None  # the NULL names sort first ascending, last descending
+    # Pairs share a name, and pairs share a stamp, so every tie-break is used.
+    return f"{'sales' if i % 10 == 0 else 'office'}-{i // 2:05d}"
+
+
+def _stamp(i: int) -> str:
+    return f"2026-01-01T{i // 2 // 3600:02d}:{i // 2 // 60 % 60:02d}:{i // 2 % 60:02d}.000Z"
+
+
+@pytest.fixture(scope="module")
+def account(database_url: str) -> Iterator[str]:
+    user_id = f"memo-{uuid.uuid4().hex[:10]}"
+
+    async def go() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction(write=True) as conn:
+                for i in range(SIZE):
+                    await _insert(conn, user_id, i)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+    yield user_id
+
+
+async def _insert(conn: Any, user_id: str, i: int, *, name: str | None = None) -> str:
+    id = ids.numeric_id()
+    await connections.insert(
+        conn,
+        id=id,
+        user_id=user_id,
+        kind=("credential", "ip", "fqdn")[i % 3],
+        connection_name=name if name is not None else _name(i),
+        active=i % 4 != 0,
+        document="{}",
+        created_at=_stamp(i),
+        updated_at=_stamp(i),
+    )
+    return id
+
+
+async def _everything(db: Database, user_id: str) -> list[dict[str, Any]]:
+    """Every row of the account, read whole once: the truth the pages are checked against."""
+    async with db.transaction() as conn:
+        result = await connections.list_(conn, user_id=user_id, page=Page(1, 10**6))
+    return [dict(row) for row in result.rows]
+
+
+def _expected(rows: list[dict[str, Any]], sort: str, filters: dict[str, Any]) -> list[str]:
+    """The ids `sort` and `filters` mean, sorted here in Python: NULL names first ascending and last
+    descending, ties by creation, then id (docs/lists.md)."""
+    kept = [
+        r
+        for r in rows
+        if ("kind" not in filters or r["kind"] == filters["kind"])
+        and (
+            "name_contains" not in filters
+            or (r["connection_name"] is not None and filters["name_contains"] in r["connection_name"])
+        )
+    ]
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+
+    def order(r: dict[str, Any]) -> tuple[Any, ...]:
+        value = r[key]
+        if key == "created_at":
+            return (value, r["id"])
+        # Ascending: (False, …) for NULL puts it first; descending reverses the whole tuple's order,
+        # which puts it last.
+        return ((value is not None, value if value is not None else ""), r["created_at"], r["id"])
+
+    return [r["id"] for r in sorted(kept, key=order, reverse=descending)]
+
+
+async def _page(db: Database, user_id: str, number: int, size: int, sort: str, filters: dict[str, Any]):
+    async with db.transaction() as conn:
+        result = await connections.list_(conn, user_id=user_id, page=Page(number, size), sort=sort, **filters)
+    return [row["id"] for row in result.rows], result.total
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_every_page_is_the_plainly_sorted_rows_cold_and_warm(
+    database_url: str, account: str, sort: str
+) -> None:
+    async def go() -> None:
+        db = Database(database_url)
+        try:
+            rows = await _everything(db, account)
+            assert len(rows) == SIZE
+            for filters in FILTERS:
+                expected = _expected(rows, sort, filters)
+                # Deepest first, so that the first stride's anchors are learned on the way down, then
+                # everything again from what was learned.
+                for rounds in ("cold", "warm"):
+                    for number, size in sorted(PAGES, key=lambda p: -p[0] * p[1]):
+                        got = await _page(db, account, number, size, sort, filters)
+                        start = (number - 1) * size
+                        assert got == (expected[start : start + size], len(expected)), (
+                            rounds,
+                            filters,
+                            number,
+                            size,
+                        )
+            assert db._memo.held > SIZE // STRIDE  # it did learn anchors, and kept them
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_a_write_is_seen_by_the_next_list_here_and_in_another_process(database_url: str) -> None:
+    user_id = f"memo-{uuid.uuid4().hex[:10]}"
+    sort, deep = "connection_name", (8, 20)  # offset 140: past the first anchor
+
+    async def go() -> None:
+        reader, writer = Database(database_url), Database(database_url)
+        try:
+            async with writer.transaction(write=True) as conn:
+                made = [await _insert(conn, user_id, i) for i in range(300)]
+
+            async def check(db: Database) -> None:
+                rows = await _everything(writer, user_id)
+                for filters in ({}, {"name_contains": "sales"}):
+                    expected = _expected(rows, sort, filters)
+                    start = (deep[0] - 1) * deep[1]
+                    got = await _page(db, user_id, *deep, sort, filters)
+                    assert got == (expected[start : start + deep[1]], len(expected)), filters
+
+            await check(reader)  # learned by the reader
+            await check(writer)
+            # Through the other Database (another process): an insert that sorts before the deep page,
+            async with writer.transaction(write=True) as conn:
+                await _insert(conn, user_id, 1, name="office-00000 sales")
+            await check(reader)
+            # a rename out of the filter and an update of the sort key,
+            async with writer.transaction(write=True) as conn:
+                await connections.update(conn, id=made[10], connection_name="office-renamed")
+                await connections.update(conn, id=made[20], connection_name="aaa-first")
+            await check(reader)
+            # a delete,
+            async with writer.transaction(write=True) as conn:
+                await connections.delete(conn, id=made[30])
+            await check(reader)
+            # and the same in the reader's own process.
+            async with reader.transaction(write=True) as conn:
+                await connections.delete(conn, id=made[40])
+                await _insert(conn, user_id, 2, name="sales-0")
+            await check(reader)
+            await check(writer)
+        finally:
+            await reader.dispose()
+            await writer.dispose()
+
+    asyncio.run(go())
+
+
+def test_racing_writers_and_readers_end_with_the_exact_answer(database_url: str) -> None:
+    """Readers list while writers insert and rename: every total a reader sees lies between the
+    totals before and after, and once the writers are done every reader sees the exact rows."""
+    user_id = f"memo-{uuid.uuid4().hex[:10]}"
+    writers, each = 8, 10
+
+    async def go() -> None:
+        dbs = [Database(database_url) for _ in range(3)]
+        try:
+            async with dbs[0].transaction(write=True) as conn:
+                for i in range(400):
+                    await _insert(conn, user_id, i)
+            before = len(
+                _expected(await _everything(dbs[0], user_id), "-created_at", {"name_contains": "sales"})
+            )
+            done = asyncio.Event()
+            seen: list[int] = []
+
+            async def write(w: int) -> None:
+                db = dbs[w % len(dbs)]
+                for n in range(each):
+                    async with db.transaction(write=True) as conn:
+                        await _insert(conn, user_id, 10 * (w * each + n), name=f"sales-race-{w}-{n}")
+
+            async def read(r: int) -> None:
+                db = dbs[r % len(dbs)]
+                while not done.is_set():
+                    _, total = await _page(db, user_id, 7, 20, "-created_at", {"name_contains": "sales"})
+                    seen.append(total)
+                    await asyncio.sleep(0)
+
+            readers = [asyncio.create_task(read(r)) for r in range(6)]
+            await asyncio.gather(*(write(w) for w in range(writers)))
+            done.set()
+            await asyncio.gather(*readers)
+            after = before + writers * each
+            assert seen and all(before <= total <= after for total in seen)
+            rows = await _everything(dbs[1], user_id)
+            for db in dbs:
+                for sort in ("-created_at", "connection_name"):
+                    expected = _expected(rows, sort, {"name_contains": "sales"})
+                    assert len(expected) == after
+                    for number in (1, 6, 7, 10):
+                        got = await _page(db, user_id, number, 20, sort, {"name_contains": "sales"})
+                        assert got == (expected[(number - 1) * 20 : number * 20], after)
+        finally:
+            for db in dbs:
+                await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_accounts_never_share_what_was_learned(database_url: str) -> None:
+    ours, theirs = (f"memo-{uuid.uuid4().hex[:10]}" for _ in range(2))
+
+    async def go() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction(write=True) as conn:
+                for i in range(250):
+                    await _insert(conn, ours, i)
+                for i in range(130):
+                    await _insert(conn, theirs, i)
+            for user_id, n in ((ours, 250), (theirs, 130)):
+                for _ in range(2):
+                    ids_, total = await _page(db, user_id, 6, 20, "-created_at", {"name_contains": "office"})
+                    office = sum(1 for i in range(n) if (_name(i) or "").startswith("office"))
+                    assert total == office
+                    rows = await _everything(db, user_id)
+                    assert {r["user_id"] for r in rows} == {user_id}
+                    assert set(ids_) <= {r["id"] for r in rows}
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
