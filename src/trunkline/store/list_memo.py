@@ -1,6 +1,7 @@
 """What a list learned about one account's rows while they stayed as they were: the exact total of a
-filter, and the sort keys of every STRIDE-th row of an order. A filter is then counted once, not on
-every page, and a deep page starts from the nearest known row instead of reading every row before it.
+filter, and the sort keys of the rows at the pages' edges it served. A filter is then counted once, not
+on every page, and a page at or near one served before starts from a known row instead of reading every
+row before it.
 
 It stays exact by one rule. `list_version` (migration 0013) counts every write to a table per account,
 bumped by triggers inside the writing transaction, so the version moves when the write commits. A
@@ -15,18 +16,39 @@ out): every process and instance learns for itself, and nothing is shared that c
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Every STRIDE-th row of an order is remembered: a page then reads at most STRIDE + its size rows past
-# the nearest one, and a million rows cost 10,000 keys.
-STRIDE = 100
-# What one process keeps at most, counted in remembered keys plus one per entry (about 100 bytes each).
+# What one process keeps at most, counted in remembered rows plus one per entry (about 100 bytes each).
 CAPACITY = 500_000
 
 Keys = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Anchors:
+    """Rows of one order whose position is known: position → the row's sort keys."""
+
+    positions: list[int] = field(default_factory=list)  # sorted
+    keys: dict[int, Keys] = field(default_factory=dict)
+
+    def at_or_before(self, position: int) -> tuple[int, Keys | None]:
+        """The nearest known row at or before `position`, or (0, None): start from the first row."""
+        i = bisect.bisect_right(self.positions, position)
+        if i == 0:
+            return 0, None
+        known = self.positions[i - 1]
+        return known, self.keys[known]
+
+    def add(self, position: int, keys: Keys) -> bool:
+        if position in self.keys:
+            return False
+        bisect.insort(self.positions, position)
+        self.keys[position] = keys
+        return True
 
 
 @dataclass(slots=True)
@@ -36,12 +58,10 @@ class Learned:
     key: Hashable
     version: int
     total: int | None = None
-    # Per order: position p (a multiple of STRIDE) → the sort keys of the row just before it, so that
-    # the rows after those keys begin at p.
-    anchors: dict[Hashable, dict[int, Keys]] = field(default_factory=dict)
+    anchors: dict[Hashable, Anchors] = field(default_factory=dict)  # per order
 
     def size(self) -> int:
-        return 1 + sum(len(of_order) for of_order in self.anchors.values())
+        return 1 + sum(len(of_order.positions) for of_order in self.anchors.values())
 
 
 class ListMemo:
@@ -65,13 +85,11 @@ class ListMemo:
         return entry
 
     def anchor(self, entry: Learned, order: Hashable, position: int, keys: Keys) -> None:
-        """Remember that the rows after `keys` begin at `position` in `order`."""
-        of_order = entry.anchors.setdefault(order, {})
-        if position not in of_order:
-            of_order[position] = keys
-            if self._entries.get(entry.key) is entry:  # not one replaced or evicted meanwhile
-                self._held += 1
-                self._evict()
+        """Remember that the row at `position` in `order` has the sort keys `keys`."""
+        added = entry.anchors.setdefault(order, Anchors()).add(position, keys)
+        if added and self._entries.get(entry.key) is entry:  # not one replaced or evicted meanwhile
+            self._held += 1
+            self._evict()
 
     def _evict(self) -> None:
         while self._held > self._capacity and len(self._entries) > 1:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from trunkline.store.db import Conn, first_value
-from trunkline.store.list_memo import STRIDE, Keys, Learned, ListMemo
+from trunkline.store.list_memo import Anchors, Keys, Learned
 from trunkline.store.schema import account_row_count, list_version
 
 
@@ -60,12 +60,12 @@ class Order:
             keys.append(key)
         return keys
 
-    def after(self, keys: Keys) -> sa.ColumnElement[bool]:
-        """The rows that come after the row whose sort keys are `keys`, as a row-value comparison an
+    def from_(self, keys: Keys) -> sa.ColumnElement[bool]:
+        """The row whose sort keys are `keys` and every row after it, as a row-value comparison an
         index on the order's columns serves (https://www.sqlite.org/rowvalue.html#row_value_comparisons,
         https://www.postgresql.org/docs/current/functions-comparisons.html#ROW-WISE-COMPARISON)."""
         values = [sa.bindparam(None, v, type_=c.type) for c, v in zip(self.columns, keys, strict=True)]
-        later: Callable[[Any, Any], sa.ColumnElement[bool]] = operator.lt if self.descending else operator.gt
+        later: Callable[[Any, Any], sa.ColumnElement[bool]] = operator.le if self.descending else operator.ge
         whole = later(sa.tuple_(*self.columns), sa.tuple_(*values))
         first = self.columns[0]
         if not first.nullable:
@@ -75,12 +75,17 @@ class Order:
         # descending (`clauses`).
         rest = later(sa.tuple_(*self.columns[1:]), sa.tuple_(*values[1:]))
         if keys[0] is None:
-            return (
-                sa.and_(first.is_(None), rest)
-                if self.descending
-                else sa.or_(first.is_(None) & rest, first.is_not(None))
-            )
+            if self.descending:
+                return sa.and_(first.is_(None), rest)
+            return sa.or_(first.is_(None) & rest, first.is_not(None))
         return sa.or_(whole, first.is_(None)) if self.descending else whole
+
+    def keys_of(self, row: RowMapping) -> Keys | None:
+        """The sort keys of a fetched row, or None when the row lacks one of the order's columns."""
+        try:
+            return tuple(row[c.name] for c in self.columns)
+        except KeyError:
+            return None
 
 
 def sort_order(table: sa.Table, sort: str) -> Order:
@@ -139,7 +144,7 @@ async def fetch_page(
     trigram filter's candidates), so that the sort holds ids and keys, not whole rows (measured on
     SQLite, 100,000 of 1,000,000 rows matching: 870-1,010 → 600-680 ms).
 
-    `remember`: keep the total and where every hundredth row lies (store/list_memo.py), for an `Order`.
+    `remember`: keep the total and the rows at the pages' edges (store/list_memo.py), for an `Order`.
     Then `driven`, when given, is the same filter led by an index that finds its few rows (SQLite's
     trigram table, store/search.py), and `scope` counts the rows the list holds unfiltered: the filter
     is counted the driven way, and a page is read the driven way only when its matches are too few for
@@ -148,85 +153,67 @@ async def fetch_page(
     order = order_by if isinstance(order_by, Order) else None
     clauses = order_by.clauses() if isinstance(order_by, Order) else list(order_by)
     learned = None
+    offset, limit = page.offset, page.size
     if remember is not None and order is not None:
-        version = await first_value(conn, _VERSION, {"table_name": table.name, "user_id": remember.user_id})
-        memo = conn.memo
-        learned = memo.learned((table.name, remember.user_id, remember.filter), version or 0)
-        if learned.total is None:
-            counted = count
-            if counted is None:
-                counted = sa.select(sa.func.count()).select_from(table).where(*(driven or where))
-            learned.total = (await conn.execute(counted)).scalar_one()
-        if driven is not None and scope is not None and await _drive(conn, learned.total, scope, page):
+        counted = count if count is not None else _count(table, driven if driven is not None else where)
+        learned, total = await _learned(conn, table, remember, counted)
+        # Start from the nearest row at or before the page that an earlier page showed.
+        known, keys = learned.anchors.setdefault(order.signature, Anchors()).at_or_before(page.offset)
+        offset = page.offset - known
+        if driven is not None and scope is not None and await _drive(conn, total, scope, offset + page.size):
             where, by_ids = driven, True
-        where, offset = await _seek(conn, memo, learned, table, where, order, page)
-    else:
-        offset = page.offset
+        if keys is not None:
+            where = [*where, order.from_(keys)]
+        # The total says how many rows the page holds: the walk stops at the last, rather than
+        # searching on to the end for rows that are not there (a rare match's page would read them all).
+        limit = min(page.size, total - page.offset)
+        if limit <= 0:
+            return PageResult(rows=[], total=total, page=page)
     stmt = sa.select(*(columns or [table])).order_by(*clauses)
     if (offset or by_ids) and "id" in table.c:
         # A deep page: find its ids first, from the index the order walks (covering where it holds
         # the filter and the order, as every list order's index does: store/schema.py), then read
         # only those rows; the rows of the pages before it are never fetched. `order_by` ends with
         # the id, so the page is the same as with OFFSET on the rows themselves.
-        ids = sa.select(table.c.id).where(*where).order_by(*clauses).limit(page.size).offset(offset)
+        ids = sa.select(table.c.id).where(*where).order_by(*clauses).limit(limit).offset(offset)
         stmt = stmt.where(table.c.id.in_(ids))
     else:
-        stmt = stmt.where(*where).limit(page.size)
+        stmt = stmt.where(*where).limit(limit)
     rows = (await conn.execute(stmt)).mappings().all()
-    if learned is not None and learned.total is not None:
-        total = learned.total
-    elif page.number == 1 and len(rows) < page.size:
+    if learned is not None and order is not None and rows:
+        # The page's first and last rows: the same page again, the next one, or one near them, starts
+        # there.
+        for position, row in ((page.offset, rows[0]), (page.offset + len(rows) - 1, rows[-1])):
+            if (keys := order.keys_of(row)) is not None:
+                conn.memo.anchor(learned, order.signature, position, keys)
+    if learned is not None:
+        return PageResult(rows=rows, total=total, page=page)  # the total was known before the page
+    if page.number == 1 and len(rows) < page.size:
         total = len(rows)  # the whole result fits on the first page: no second query needed
     else:
-        if count is None:
-            count = sa.select(sa.func.count()).select_from(table).where(*where)
-        total = (await conn.execute(count)).scalar_one()
+        total = (await conn.execute(count if count is not None else _count(table, where))).scalar_one()
     return PageResult(rows=rows, total=total, page=page)
 
 
-async def _drive(conn: Conn, total: int, scope: sa.Select[int], page: Page) -> bool:
-    """Whether a page of `total` matches among the scope's rows is cheaper read from the narrowing
-    index (every match, sorted) than by walking the order's index, which reads about (rows before the
-    page past the nearest remembered one + the page) / the matches' share of the rows."""
+def _count(table: sa.Table, where: Sequence[sa.ColumnElement[bool]]) -> sa.Select[int]:
+    return sa.select(sa.func.count()).select_from(table).where(*where)
+
+
+async def _learned(
+    conn: Conn, table: sa.Table, remember: Remember, count: sa.Select[int]
+) -> tuple[Learned, int]:
+    """What this process knows of the list at the account's current version, its total counted now if
+    it was not known yet. The version is read first (store/list_memo.py says why)."""
+    version = await first_value(conn, _VERSION, {"table_name": table.name, "user_id": remember.user_id})
+    learned = conn.memo.learned((table.name, remember.user_id, remember.filter), version or 0)
+    if learned.total is None:
+        learned.total = (await conn.execute(count)).scalar_one()
+    return learned, learned.total
+
+
+async def _drive(conn: Conn, total: int, scope: sa.Select[int], reads: int) -> bool:
+    """Whether `reads` rows of a filter with `total` matches are cheaper found from the narrowing index
+    (every match, sorted: about `total` rows) than by walking the order's index and testing each row
+    (about `reads` / the matches' share of the scope's rows)."""
     held = (await conn.execute(scope)).scalar_one()
-    walked = (min(page.offset, STRIDE) + page.size) * held
-    return total * total <= walked
-
-
-async def _seek(
-    conn: Conn,
-    memo: ListMemo,
-    learned: Learned,
-    table: sa.Table,
-    where: Sequence[sa.ColumnElement[bool]],
-    order: Order,
-    page: Page,
-) -> tuple[list[sa.ColumnElement[bool]], int]:
-    """The terms and offset that reach the page from the nearest remembered row before it, learning
-    every STRIDE-th row's keys on the way there when they are not known yet."""
-    base = page.offset // STRIDE * STRIDE
-    if base == 0:
-        return list(where), page.offset
-    anchors = learned.anchors.get(order.signature, {})
-    if base not in anchors:
-        known = max((p for p in anchors if p < base), default=0)
-        terms = list(where)
-        if known:
-            terms.append(order.after(anchors[known]))
-        # One statement numbers the rows between the nearest known position and the page's; the inner
-        # LIMIT stops the index walk there (https://www.sqlite.org/windowfunctions.html,
-        # https://www.postgresql.org/docs/current/functions-window.html).
-        walked = sa.select(*order.columns).where(*terms).order_by(*order.clauses()).limit(base - known)
-        walked_sub = walked.subquery()
-        keys = Order(tuple(walked_sub.c[c.name] for c in order.columns), order.descending)
-        numbered = sa.select(*keys.columns, sa.func.row_number().over(order_by=keys.clauses()).label("n"))
-        numbered_sub = numbered.subquery()
-        every = sa.select(*(numbered_sub.c[c.name] for c in order.columns), numbered_sub.c.n).where(
-            numbered_sub.c.n % STRIDE == 0
-        )
-        for row in (await conn.execute(every)).all():
-            memo.anchor(learned, order.signature, known + row[-1], tuple(row[:-1]))
-        anchors = learned.anchors.get(order.signature, {})
-        if base not in anchors:
-            return list(where), page.offset  # past the last row: the plain query finds the empty page
-    return [*where, order.after(anchors[base])], page.offset - base
+    return total * total <= reads * held

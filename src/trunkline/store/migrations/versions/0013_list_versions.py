@@ -5,8 +5,8 @@ Revises: 0012
 
 - `list_version`: per listed table and account, how many rows have been inserted, updated or deleted
   since this migration. Triggers bump it in the writing transaction, so the version a reader sees moves
-  exactly when the rows it lists do. What a list learned (a filter's total, where every hundredth row of
-  an order lies) is kept for the version it was learned at (store/list_memo.py).
+  exactly when the rows it lists do. What a list learned (a filter's total, the rows at the edges of the
+  pages it served) is kept for the version it was learned at (store/list_memo.py).
 - PostgreSQL: statement-level triggers with transition tables, one upsert per statement and account
   (https://www.postgresql.org/docs/current/sql-createtrigger.html), as 0005's counters. SQLite:
   row-level triggers with an upsert (https://www.sqlite.org/lang_upsert.html).
