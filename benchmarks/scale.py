@@ -22,6 +22,7 @@ import math
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -128,10 +129,10 @@ def rows(start: int, stop: int, user_id: str, run: str, fx: Fixture) -> Iterator
         )
 
 
-def progress(done: int, total: int, started: float, first: int) -> None:
+def progress(done: int, total: int, started: float, first: int, noun: str = "connections") -> None:
     rate = (done - first) / max(time.monotonic() - started, 1e-9)
     end = "\n" if done >= total else ""
-    print(f"\r  seeded {done:,} / {total:,} connections ({rate:,.0f}/s)", end=end, flush=True)
+    print(f"\r  seeded {done:,} / {total:,} {noun} ({rate:,.0f}/s)", end=end, flush=True)
 
 
 def seed_sqlite(path: str, start: int, stop: int, user_id: str, run: str, fx: Fixture) -> None:
@@ -246,19 +247,31 @@ def scenarios(size: int, fx: Fixture) -> list[Scenario]:
 
 
 @contextmanager
-def scratch_database(engine: str, tmp: Path, server_url: str) -> Iterator[str]:
+def scratch_database(engine: str, tmp: Path, server_url: str, name: str = "scale") -> Iterator[str]:
     if engine == "sqlite":
-        yield f"sqlite:///{tmp / 'scale.db'}"
+        yield f"sqlite:///{tmp / f'{name}.db'}"
         return
-    with postgres_scratch(server_url, "trunkline_scale") as url:
+    with postgres_scratch(server_url, f"trunkline_{name}") as url:
         yield url
 
 
-def run_engine(
-    engine: str, sizes: list[int], opts: Options, tmp: Path, server_url: str
-) -> dict[int, list[Result]]:
-    out: dict[int, list[Result]] = {}
-    with scratch_database(engine, tmp, server_url) as url:
+@dataclass
+class Server:
+    """`trunkline serve` on a scratch database, and the one account every scenario reads."""
+
+    url: str
+    user_id: str
+    run: str
+    port: int
+    key: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def serving(engine: str, opts: Options, tmp: Path, server_url: str, name: str = "scale") -> Iterator[Server]:
+    """A scratch database, a key for a new account on it, and the server, all gone on exit."""
+    with scratch_database(engine, tmp, server_url, name) as url:
         run = uuid.uuid4().hex[:6]
         user_id = f"scale-{run}"
         env = {**os.environ, "TRUNKLINE_DATABASE_URL": url, "TRUNKLINE_RATE_LIMIT": "100000000/second"}
@@ -270,37 +283,58 @@ def run_engine(
                "--database-url", url]  # fmt: skip
         with process_group(cmd, log=log, env=env) as proc:
             wait_http(port, "/ready", proc, log, timeout=60)
-            api = Api(port, key)
-            try:
-                fx = make_fixture(api, url, user_id)
-            finally:
-                api.close()
-            have = 0
-            for size in sizes:
-                print(f"{engine}: seeding to {size:,} connections", flush=True)
-                t0 = time.monotonic()
-                if engine == "sqlite":
-                    seed_sqlite(url.split("///", 1)[1], have, size, user_id, run, fx)
-                else:
-                    asyncio.run(seed_postgres(url, have, size, user_id, run, fx))
-                print(f"  in {time.monotonic() - t0:.1f} s", flush=True)
-                have = size
-                results = []
-                for sc in scenarios(size, fx):
-                    if opts.only and not any(o.lower() in sc.name.lower() for o in opts.only):
-                        continue
-                    print(f"  running {sc.name} ...", flush=True)
-                    results.append(drive(port, key, sc, opts, tmp))
-                    if proc.poll() is not None:
-                        raise SystemExit(
-                            "the server exited during the benchmark:\n" + log.read_text()[-3000:]
-                        )
-                out[size] = results
-                print()
-                print(f"{engine}, {size:,} connections in the account:")
-                print_table(results)
-                print(flush=True)
+            yield Server(url=url, user_id=user_id, run=run, port=port, key=key, proc=proc, log=log)
+
+
+def measure(server: Server, scenarios: list[Scenario], opts: Options, tmp: Path) -> list[Result]:
+    """Drive each scenario `--only` selects, stopping if the server died under it."""
+    results = []
+    for sc in scenarios:
+        if opts.only and not any(o.lower() in sc.name.lower() for o in opts.only):
+            continue
+        print(f"  running {sc.name} ...", flush=True)
+        results.append(drive(server.port, server.key, sc, opts, tmp))
+        if server.proc.poll() is not None:
+            raise SystemExit("the server exited during the benchmark:\n" + server.log.read_text()[-3000:])
+    return results
+
+
+def run_engine(
+    engine: str, sizes: list[int], opts: Options, tmp: Path, server_url: str
+) -> dict[int, list[Result]]:
+    out: dict[int, list[Result]] = {}
+    with serving(engine, opts, tmp, server_url) as srv:
+        api = Api(srv.port, srv.key)
+        try:
+            fx = make_fixture(api, srv.url, srv.user_id)
+        finally:
+            api.close()
+        have = 0
+        for size in sizes:
+            print(f"{engine}: seeding to {size:,} connections", flush=True)
+            t0 = time.monotonic()
+            if engine == "sqlite":
+                seed_sqlite(srv.url.split("///", 1)[1], have, size, srv.user_id, srv.run, fx)
+            else:
+                asyncio.run(seed_postgres(srv.url, have, size, srv.user_id, srv.run, fx))
+            print(f"  in {time.monotonic() - t0:.1f} s", flush=True)
+            have = size
+            results = measure(srv, scenarios(size, fx), opts, tmp)
+            out[size] = results
+            print()
+            print(f"{engine}, {size:,} connections in the account:")
+            print_table(results)
+            print(flush=True)
     return out
+
+
+def cell(r: Result) -> str:
+    """One scenario at one size for the summary: req/s / p50 ms / p99 ms."""
+    err = f" ({r.errors} errors)" if r.errors else ""
+    if r.requests == 0:
+        # wrk gives up on a request after its 5 s timeout and reports no latency.
+        return f"none answered within 5 s{err}"
+    return f"{r.rps:,.0f} / {r.p50_ms:.1f} / {r.p99_ms:.1f}{err}"
 
 
 def summary(engine: str, by_size: dict[int, list[Result]]) -> None:
@@ -310,15 +344,7 @@ def summary(engine: str, by_size: dict[int, list[Result]]) -> None:
     print(f"| {engine} | " + " | ".join(header[1:]) + " |")
     print("| --- |" + " ---: |" * len(sizes))
     for n, name in enumerate(names):
-        cells = []
-        for s in sizes:
-            r = by_size[s][n]
-            err = f" ({r.errors} errors)" if r.errors else ""
-            if r.requests == 0:
-                # wrk gives up on a request after its 5 s timeout and reports no latency.
-                cells.append(f"none answered within 5 s{err}")
-            else:
-                cells.append(f"{r.rps:,.0f} / {r.p50_ms:.1f} / {r.p99_ms:.1f}{err}")
+        cells = [cell(by_size[s][n]) for s in sizes]
         label = (
             name.replace(name.split(",")[0], "deepest page (at most 10,000)")
             if name.startswith("page ")
