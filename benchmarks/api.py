@@ -450,6 +450,61 @@ def scenarios(ids: list[str]) -> list[Scenario]:
     ]
 
 
+def by_id_scenarios(
+    api: Api, run: str, database_url: str, env: dict[str, str], user_id: str
+) -> list[Scenario]:
+    """GET by id of the other records, after `seed`: its IPs and outbound voice profiles (listed back),
+    what it does not seed, made here (an FQDN connection with three FQDNs, and three phone numbers:
+    `trunkline numbers add`, the operator's only way in, docs/numbers.md), and the newest connections,
+    of all three kinds, through `/v2/connections/{id}`."""
+    found: list[Scenario] = []
+    status, doc = api.call("GET", "/v2/ips?page[size]=20")
+    if status == 200 and doc["data"]:
+        found.append(Scenario("GET IP", "GET", [f"/v2/ips/{r['id']}" for r in doc["data"]]))
+    owner = api.create("/v2/fqdn_connections", {"connection_name": f"bench-fqdn-{run}"})
+    fqdn_ids = [
+        api.create(
+            "/v2/fqdns",
+            {
+                "connection_id": owner["id"],
+                "fqdn": f"pbx{n}.{run}.bench.example.com",
+                "dns_record_type": "a",
+                "port": 5060,
+            },
+        )["id"]
+        for n in range(3)
+    ]
+    found.append(Scenario("GET FQDN", "GET", [f"/v2/fqdns/{i}" for i in fqdn_ids]))
+    status, doc = api.call("GET", "/v2/connections?page[size]=20")
+    if status == 200:
+        paths = [f"/v2/connections/{c['id']}" for c in doc["data"]]
+        found.append(Scenario("GET /connections/{id} (any kind)", "GET", paths))
+    status, doc = api.call("GET", "/v2/outbound_voice_profiles?page[size]=20")
+    if status == 200 and doc["data"]:
+        paths = [f"/v2/outbound_voice_profiles/{r['id']}" for r in doc["data"]]
+        found.append(Scenario("GET outbound voice profile", "GET", paths))
+    # Chicago numbers (+1 312 2xx xxxx, valid to libphonenumber), unique to the run: a PostgreSQL
+    # scratch database keeps earlier runs' numbers, and a number belongs to one account.
+    base = int(run, 16) % 999_000
+    numbers = [f"+13122{base + n:06d}" for n in range(3)]
+    out = subprocess.run(
+        [*trunkline_cmd(), "numbers", "add", *numbers, "--user-id", user_id, "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    status, doc = api.call("GET", "/v2/phone_numbers?page[size]=20")
+    if out.returncode == 0 and status == 200 and doc["data"]:
+        found.append(
+            Scenario("GET phone number", "GET", [f"/v2/phone_numbers/{r['id']}" for r in doc["data"]])
+        )
+    else:
+        print(f"no phone number scenario: numbers add answered {out.returncode}, the list {status}")
+    return found
+
+
 def print_table(results: list[Result]) -> None:
     rows = [("scenario", "req/s", "p50 ms", "p99 ms", "requests", "errors")]
     for r in results:
@@ -549,10 +604,11 @@ def bench(opts: Options, tmp: Path) -> int:
         t0 = time.monotonic()
         try:
             ids, seeded = seed(api, run, opts.seed)
+            others = by_id_scenarios(api, run, database_url, env, f"bench-{run}")
         finally:
             api.close()
         print(f"seeded {seeded} in {time.monotonic() - t0:.1f} s", flush=True)
-        for sc in scenarios(ids):
+        for sc in scenarios(ids) + others:
             if opts.only and not any(o.lower() in sc.name.lower() for o in opts.only):
                 continue
             print(f"running {sc.name} ...", flush=True)
@@ -582,6 +638,10 @@ def bench(opts: Options, tmp: Path) -> int:
         print(f"GET by id / health: {ratio:.2f} (aim >= 0.50)")
     if get:
         print(f"GET by id p99: {get.p99_ms:.2f} ms (aim < 20 ms)")
+    if health and health.rps:
+        for r in results:
+            if r.name.startswith("GET ") and r is not get:
+                print(f"{r.name} / health: {r.rps / health.rps:.2f}")
     if isinstance(prism, Result) and get:
         print(f"GET by id vs Prism: {get.rps / prism.rps:.1f}x req/s (aim >= 5x)")
     elif isinstance(prism, str):

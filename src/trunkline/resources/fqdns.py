@@ -73,7 +73,11 @@ def record(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
 
 
 async def get(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    return record(await _get_row(conn, user_id, id))
+    # The hot path: a statement built once (store/fqdns.py, `get_record`).
+    row = await store.get_record(conn, user_id=user_id, id=id)
+    if row is None:
+        raise ResourceNotFound(f"FQDN {id} not found.")
+    return record(row)
 
 
 async def list_(

@@ -97,7 +97,12 @@ class OutboundVoiceProfile(OutboundVoiceProfileCreate):
 
 
 async def get(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    return (await _records(conn, [await _get_row(conn, user_id, id)]))[0]
+    # The hot path: the document alone, by a statement built once (store/outbound_voice_profiles.py,
+    # `get_document`), then the count, as `_records` adds it.
+    document = await store.get_document(conn, user_id=user_id, id=id)
+    if document is None:
+        raise ResourceNotFound(f"Outbound voice profile {id} not found.")
+    return {**orjson.loads(document), "connections_count": await _count(conn, id)}
 
 
 async def list_(

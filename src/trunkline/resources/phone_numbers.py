@@ -435,7 +435,8 @@ async def list_(
 
 
 async def get(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    row = await store.get(conn, user_id=user_id, id=id)
+    # The hot path: a statement built once (store/phone_numbers.py, `get_record`).
+    row = await store.get_record(conn, user_id=user_id, id=id)
     if row is None:
         raise _not_found(id)
     return record(row, row["connection_name"])

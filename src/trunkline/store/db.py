@@ -29,6 +29,7 @@ __all__ = [
     "Conn",
     "Database",
     "DatabaseUnavailable",
+    "first_row",
     "first_value",
     "insert_on_conflict",
     "make_sqlite_engine",
@@ -132,6 +133,15 @@ async def first_value(conn: Conn, stmt: sa.Select[tuple[Any]], params: Mapping[s
     if isinstance(conn, SqliteConn):
         return conn.first_value(stmt, params)
     return (await conn.execute(stmt, params)).scalar()
+
+
+async def first_row(conn: Conn, stmt: sa.Select[Any], params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The first row of `stmt` as a tuple in the order of its columns, or None: `first_value` for a
+    SELECT of several text and integer columns."""
+    if isinstance(conn, SqliteConn):
+        return conn.first_row(stmt, params)
+    row = (await conn.execute(stmt, params)).first()
+    return None if row is None else tuple(row)
 
 
 class Database:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, first_row
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, account_total, fetch_page
 from trunkline.store.schema import fqdn
@@ -24,6 +24,22 @@ async def get(conn: Conn, *, user_id: str, id: str, lock: Lock | None = None) ->
         return None
     stmt = locking(sa.select(fqdn).where(fqdn.c.id == id, fqdn.c.user_id == user_id), lock)
     return (await conn.execute(stmt)).mappings().first()
+
+
+# GET by id, a statement built once (as store/connections.py's `_DOCUMENT_OF_KIND`): the record's
+# columns, read through `first_row` (on SQLite, straight on sqlite3).
+_RECORD_COLUMNS = ("id", "connection_id", "fqdn", "dns_record_type", "port", "created_at", "updated_at")
+_RECORD = sa.select(*(fqdn.c[name] for name in _RECORD_COLUMNS)).where(
+    fqdn.c.id == sa.bindparam("id"), fqdn.c.user_id == sa.bindparam("user_id")
+)
+
+
+async def get_record(conn: Conn, *, user_id: str, id: str) -> dict[str, Any] | None:
+    """The record's columns of an FQDN of this account, or None: GET by id."""
+    if not ids.is_numeric_id(id):
+        return None
+    row = await first_row(conn, _RECORD, {"id": id, "user_id": user_id})
+    return None if row is None else dict(zip(_RECORD_COLUMNS, row, strict=True))
 
 
 async def find_address(conn: Conn, *, name: str, port: int | None) -> RowMapping | None:

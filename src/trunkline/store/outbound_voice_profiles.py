@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids, search
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, first_value
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, account_total, fetch_page, sort_order
 from trunkline.store.schema import outbound_voice_profile as ovp
@@ -23,6 +23,20 @@ async def get(conn: Conn, *, user_id: str, id: str, lock: Lock | None = None) ->
         return None
     stmt = locking(sa.select(ovp).where(ovp.c.id == id, ovp.c.user_id == user_id), lock)
     return (await conn.execute(stmt)).mappings().first()
+
+
+# GET by id, a statement built once (as store/connections.py's `_DOCUMENT_OF_KIND`).
+_DOCUMENT = sa.select(ovp.c.document).where(
+    ovp.c.id == sa.bindparam("id"), ovp.c.user_id == sa.bindparam("user_id")
+)
+
+
+async def get_document(conn: Conn, *, user_id: str, id: str) -> str | None:
+    """The stored record (JSON text, without `connections_count`) of a profile of this account, or None."""
+    if not ids.is_numeric_id(id):
+        return None
+    document: str | None = await first_value(conn, _DOCUMENT, {"id": id, "user_id": user_id})
+    return document
 
 
 async def list_(

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids
-from trunkline.store.db import Conn
+from trunkline.store.db import Conn, first_row
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, fetch_page
 from trunkline.store.schema import connection, phone_number
@@ -70,6 +70,23 @@ async def get(conn: Conn, *, user_id: str, id: str) -> RowMapping | None:
         return None
     stmt = _WITH_NAME.where(phone_number.c.id == id, phone_number.c.user_id == user_id)
     return (await conn.execute(stmt)).mappings().first()
+
+
+# GET by id, a statement built once (as store/connections.py's `_DOCUMENT_OF_KIND`): the columns the
+# record is made of, and the connection's name, read through `first_row` (on SQLite, straight on sqlite3).
+_RECORD_COLUMNS = ("id", "phone_number", "connection_id", "document", "created_at", "updated_at")
+_RECORD_KEYS = (*_RECORD_COLUMNS, "connection_name")
+_RECORD = sa.select(
+    *(phone_number.c[name] for name in _RECORD_COLUMNS), CONNECTION_NAME.label("connection_name")
+).where(phone_number.c.id == sa.bindparam("id"), phone_number.c.user_id == sa.bindparam("user_id"))
+
+
+async def get_record(conn: Conn, *, user_id: str, id: str) -> dict[str, Any] | None:
+    """What `get` gives (the columns the record needs, and `connection_name`), as a dict: GET by id."""
+    if not ids.is_numeric_id(id):
+        return None
+    row = await first_row(conn, _RECORD, {"id": id, "user_id": user_id})
+    return None if row is None else dict(zip(_RECORD_KEYS, row, strict=True))
 
 
 async def locked(conn: Conn, *, user_id: str, id: str, lock: Lock) -> RowMapping | None:

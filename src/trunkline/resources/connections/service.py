@@ -18,7 +18,7 @@ from trunkline.errors import (
 )
 from trunkline.resources._base import deep_merge, raise_all, validate
 from trunkline.resources.connections.kinds import BY_RECORD_TYPE, KINDS, Kind, KindSpec
-from trunkline.store import changes, ids
+from trunkline.store import changes, connection_documents, ids
 from trunkline.store import connections as store
 from trunkline.store import fqdns as store_fqdns
 from trunkline.store import ips as store_ips
@@ -116,11 +116,12 @@ def slim(document: str) -> dict[str, Any]:
 
 
 async def get_slim(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    """A connection of any kind as `/connections/{id}` shows it."""
-    row = await store.get(conn, user_id=user_id, id=id)
-    if row is None:
+    """A connection of any kind as `/connections/{id}` shows it: its document alone, by a statement
+    built once (store/connection_documents.py), the hot path as `get_document` is for one kind."""
+    document = await connection_documents.get_document(conn, user_id=user_id, id=id)
+    if document is None:
         raise ResourceNotFound(f"Connection {id} not found.")
-    return slim(row["document"])
+    return slim(document)
 
 
 async def create(
