@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from trunkline.store import connections, ids
+from trunkline.store import access_ip_ranges, connections, ids, ips, outbound_voice_profiles
 from trunkline.store.db import Database
 from trunkline.store.paging import Page
+from trunkline.store.schema import access_ip_range
 
 SIZE = 1_234
 SORTS = ["-created_at", "created_at", "connection_name", "-connection_name", "active", "-active"]
@@ -260,5 +262,131 @@ def test_accounts_never_share_what_was_learned(database_url: str) -> None:
                     assert set(ids_) <= {r["id"] for r in rows}
         finally:
             await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_the_other_lists_answer_alike_warm_and_after_writes(database_url: str) -> None:
+    """IPs (by connection and port), access ranges (a cidr pattern, a created_at range) and profiles
+    (a name filter, a sort): every page equals the rows sorted here, warm, and after writes through
+    another process's Database."""
+    user_id = f"memo-{uuid.uuid4().hex[:10]}"
+    octet = uuid.uuid4().int % 200 + 20  # IP addresses and ports are unique server-wide
+
+    async def seed(conn: Any, n: int, start: int = 0) -> None:
+        for i in range(start, start + n):
+            stamp = _stamp(i)
+            await ips.insert(
+                conn,
+                id=ids.numeric_id(),
+                user_id=user_id,
+                connection_id=None,
+                ip_address=f"10.{octet}.{i // 250}.{i % 250}",
+                port=5060 + i % 3,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            await conn.execute(
+                sa.insert(access_ip_range).values(
+                    id=ids.numeric_id(),
+                    user_id=user_id,
+                    cidr_block=f"{10 + i % 7}.{i // 250}.{i % 250}.0/24",
+                    status="added",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+            await outbound_voice_profiles.insert(
+                conn,
+                id=ids.numeric_id(),
+                user_id=user_id,
+                name=_name(i + 1) or "nameless",
+                enabled=i % 2 == 0,
+                traffic_type="conversational",
+                service_plan="global",
+                usage_payment_method="rate-deck",
+                document="{}",
+                created_at=stamp,
+                updated_at=stamp,
+            )
+
+    def truth(rows: list[dict[str, Any]], keep: Any, key: Any, descending: bool = False) -> list[str]:
+        return [r["id"] for r in sorted(filter(keep, rows), key=key, reverse=descending)]
+
+    by_creation = (lambda r: (r["created_at"], r["id"]), False)
+    lists: list[tuple[Any, dict[str, Any], Any, tuple[Any, bool]]] = [
+        (ips.list_, {"port": 5061}, lambda r: r["port"] == 5061, by_creation),
+        (
+            access_ip_ranges.list_,
+            {"cidr": [("startswith", "12.")]},
+            lambda r: r["cidr_block"].startswith("12."),
+            by_creation,
+        ),
+        (
+            access_ip_ranges.list_,
+            {"created_at": [("gte", _stamp(100))]},
+            lambda r: r["created_at"] >= _stamp(100),
+            by_creation,
+        ),
+        (
+            outbound_voice_profiles.list_,
+            {"name_contains": "sales", "sort": "-name"},
+            lambda r: "sales" in r["name"],
+            (lambda r: (r["name"], r["created_at"], r["id"]), True),
+        ),
+        (
+            outbound_voice_profiles.list_,
+            {"sort": "enabled"},
+            lambda r: True,
+            (lambda r: (r["enabled"], r["created_at"], r["id"]), False),
+        ),
+    ]
+
+    async def check(db: Database, rows_of: dict[Any, list[dict[str, Any]]]) -> None:
+        for list_, filters, keep, (key, descending) in lists:
+            expected = truth(rows_of[list_], keep, key, descending)
+            for number, size in ((1, 20), (3, 20), (4, 20), (2, 50), (9, 7), (4, 20), (40, 20)):
+                async with db.transaction() as conn:
+                    result = await list_(conn, user_id=user_id, page=Page(number, size), **filters)
+                start = (number - 1) * size
+                got = ([r["id"] for r in result.rows], result.total)
+                assert got == (expected[start : start + size], len(expected)), (filters, number, size)
+
+    async def everything(db: Database) -> dict[Any, list[dict[str, Any]]]:
+        out = {}
+        async with db.transaction() as conn:
+            for list_ in (ips.list_, access_ip_ranges.list_, outbound_voice_profiles.list_):
+                result = await list_(conn, user_id=user_id, page=Page(1, 10**6))
+                out[list_] = [dict(r) for r in result.rows]
+        return out
+
+    async def go() -> None:
+        reader, writer = Database(database_url), Database(database_url)
+        try:
+            async with writer.transaction(write=True) as conn:
+                await seed(conn, 240)
+            await check(reader, await everything(writer))
+            await check(reader, await everything(writer))  # warm
+            async with writer.transaction(write=True) as conn:
+                await seed(conn, 9, start=240)
+            first = await everything(writer)
+            async with writer.transaction(write=True) as conn:
+                for list_, table in (
+                    (ips.list_, ips),
+                    (outbound_voice_profiles.list_, outbound_voice_profiles),
+                ):
+                    await table.delete(conn, id=first[list_][5]["id"])
+                await conn.execute(
+                    sa.delete(access_ip_range).where(
+                        access_ip_range.c.id == first[access_ip_ranges.list_][7]["id"]
+                    )
+                )
+                await outbound_voice_profiles.update(
+                    conn, id=first[outbound_voice_profiles.list_][3]["id"], name="zz sales"
+                )
+            await check(reader, await everything(writer))
+        finally:
+            await reader.dispose()
+            await writer.dispose()
 
     asyncio.run(go())

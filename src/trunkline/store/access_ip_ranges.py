@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import changes, ids
 from trunkline.store.db import Conn
 from trunkline.store.locks import delete_row
-from trunkline.store.paging import Page, PageResult, account_total, fetch_page
+from trunkline.store.paging import Page, PageResult, Remember, account_total, fetch_page, sort_order
 from trunkline.store.schema import access_ip_range as air
 
 # The config_version topic every API process polls to learn that the ranges changed, whoever changed
@@ -61,10 +61,17 @@ async def list_(
     for op, value in created_at:
         where.append(_COMPARE[op](air.c.created_at, value))
     # The order's index (user_id, created_at, id) serves the created_at ranges; the cidr_block
-    # patterns are tested on the account's ranges in that order (an account holds few networks).
+    # patterns are tested on the account's ranges in that order, once per account version for the
+    # total and from the nearest page served before for a page (store/list_memo.py).
     count = account_total(air, user_id) if len(where) == 1 else None
     return await fetch_page(
-        conn, air, where=where, order_by=[air.c.created_at, air.c.id], page=page, count=count
+        conn,
+        air,
+        where=where,
+        order_by=sort_order(air, "created_at"),
+        page=page,
+        count=count,
+        remember=Remember(user_id, (tuple(cidr), tuple(created_at))),
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import ids
 from trunkline.store.db import Conn, first_row
 from trunkline.store.locks import Lock, delete_row, locking
-from trunkline.store.paging import Page, PageResult, account_total, fetch_page
+from trunkline.store.paging import Page, PageResult, Remember, account_total, fetch_page, sort_order
 from trunkline.store.schema import fqdn
 
 
@@ -101,7 +101,13 @@ async def list_(
         where.append(fqdn.c.dns_record_type == dns_record_type)
     count = account_total(fqdn, user_id) if len(where) == 1 else None
     return await fetch_page(
-        conn, fqdn, where=where, order_by=[fqdn.c.created_at, fqdn.c.id], page=page, count=count
+        conn,
+        fqdn,
+        where=where,
+        order_by=sort_order(fqdn, "created_at"),
+        page=page,
+        count=count,
+        remember=Remember(user_id, (connection_id, fqdn_equals, port, dns_record_type)),
     )
 
 

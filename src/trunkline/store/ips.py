@@ -10,7 +10,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import ids
 from trunkline.store.db import Conn, first_row
 from trunkline.store.locks import Lock, delete_row, locking
-from trunkline.store.paging import Page, PageResult, account_total, fetch_page
+from trunkline.store.paging import Page, PageResult, Remember, account_total, fetch_page, sort_order
 from trunkline.store.schema import ip
 
 
@@ -66,7 +66,13 @@ async def list_(
         where.append(ip.c.port == port)
     count = account_total(ip, user_id) if len(where) == 1 else None
     return await fetch_page(
-        conn, ip, where=where, order_by=[ip.c.created_at, ip.c.id], page=page, count=count
+        conn,
+        ip,
+        where=where,
+        order_by=sort_order(ip, "created_at"),
+        page=page,
+        count=count,
+        remember=Remember(user_id, (connection_id, ip_address, port)),
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import RowMapping
 from trunkline.store import ids, search
 from trunkline.store.db import Conn, first_value
 from trunkline.store.locks import Lock, delete_row, locking
-from trunkline.store.paging import Page, PageResult, account_total, fetch_page, sort_order
+from trunkline.store.paging import Page, PageResult, Remember, account_total, fetch_page, sort_order
 from trunkline.store.schema import outbound_voice_profile as ovp
 
 
@@ -42,24 +42,34 @@ async def get_document(conn: Conn, *, user_id: str, id: str) -> str | None:
 async def list_(
     conn: Conn, *, user_id: str, page: Page, name_contains: str | None = None, sort: str = "-created_at"
 ) -> PageResult:
-    # Every sort has an index after the account's (migration 0009); a name filter of a trigram or more
-    # drives the query from the trigram index instead (store/search.py).
-    drives = name_contains is not None and search.narrows(name_contains, conn.dialect)
-    where: list[sa.ColumnElement[bool]] = [search.unindexed(ovp.c.user_id, drives) == user_id]
-    count = None
+    # Every sort has an index after the account's (migration 0009); on SQLite a name filter of a
+    # trigram or more can be driven from the trigram index instead, when its matches are few
+    # (store/search.py, store/paging.py `fetch_page`).
+    held = account_total(ovp, user_id)
+    where: list[sa.ColumnElement[bool]] = [ovp.c.user_id == user_id]
+    driven = None
     if name_contains is not None:
-        where += search.contains(
-            ovp.c.name,
+        like = search.like(ovp.c.name, name_contains)
+        where.append(like)
+        found = search.candidates(
             name_contains,
             conn.dialect,
             trigram_table="outbound_voice_profile_name_trigram",
             id_column=ovp.c.id,
         )
-    else:
-        count = account_total(ovp, user_id)
+        if found is not None:
+            driven = [search.unindexed(ovp.c.user_id, True) == user_id, like, found]
     # Ties (every profile has service_plan "global") fall back to creation order, then the id.
     return await fetch_page(
-        conn, ovp, where=where, order_by=sort_order(ovp, sort), page=page, count=count, by_ids=drives
+        conn,
+        ovp,
+        where=where,
+        order_by=sort_order(ovp, sort),
+        page=page,
+        count=None if name_contains is not None else held,
+        remember=Remember(user_id, name_contains),
+        driven=driven,
+        scope=held,
     )
 
 

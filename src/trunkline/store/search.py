@@ -43,14 +43,6 @@ def candidates(
     return id_column.in_(sa.select(sa.cast(trigrams.c.rowid, sa.Text)).where(match(phrase)))
 
 
-def contains(
-    column: sa.Column[str], value: str, dialect: str, *, trigram_table: str, id_column: sa.Column[str]
-) -> list[sa.ColumnElement[bool]]:
-    """`lower(column)` contains `value`, through the trigram table `trigram_table` on SQLite."""
-    found = candidates(value, dialect, trigram_table=trigram_table, id_column=id_column)
-    return [like(column, value)] if found is None else [like(column, value), found]
-
-
 def unindexed(column: sa.Column[str], drives: bool) -> sa.ColumnElement[str]:
     """`column`, or an expression of it that SQLite will not use an index for, when another term
     `drives` the query: without statistics its planner would rather walk the account's index and test
