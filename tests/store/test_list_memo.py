@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
-from trunkline.store import access_ip_ranges, connections, ids, ips, outbound_voice_profiles
+from tests.services import postgres_database
+from trunkline.store import access_ip_ranges, connections, ids, ips, migrate, outbound_voice_profiles
 from trunkline.store.db import Database
 from trunkline.store.paging import Page
-from trunkline.store.schema import access_ip_range
+from trunkline.store.schema import access_ip_range, list_version
 
 SIZE = 1_234
 SORTS = ["-created_at", "created_at", "connection_name", "-connection_name", "active", "-active"]
@@ -390,3 +393,78 @@ def test_the_other_lists_answer_alike_warm_and_after_writes(database_url: str) -
             await writer.dispose()
 
     asyncio.run(go())
+
+
+@pytest.fixture
+def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'live.db'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+def test_the_version_migration_on_a_database_in_use(fresh_url: str) -> None:
+    """Up from 0012 with rows in place: the versions start at 0 and every kind of write moves them;
+    down again, writes still work without the triggers; up again, the lists are exact."""
+    cfg = migrate.alembic_config(fresh_url)
+    migrate.upgrade(fresh_url, "0012")
+    user_id = f"memo-{uuid.uuid4().hex[:10]}"
+
+    async def version(db: Database) -> int:
+        async with db.transaction() as conn:
+            stmt = sa.select(list_version.c.writes).where(
+                list_version.c.table_name == "connection", list_version.c.user_id == user_id
+            )
+            return (await conn.execute(stmt)).scalar_one_or_none() or 0
+
+    async def write(n: int) -> list[str]:
+        db = Database(fresh_url)
+        try:
+            async with db.transaction(write=True) as conn:
+                return [await _insert(conn, user_id, i) for i in range(n)]
+        finally:
+            await db.dispose()
+
+    async def up_and_in_use() -> None:
+        db = Database(fresh_url)
+        try:
+            assert await version(db) == 0
+            sales = sum(1 for i in range(50) if "sales" in (_name(i) or ""))
+            _, total = await _page(db, user_id, 2, 20, "connection_name", {"name_contains": "sales"})
+            assert total == sales
+            async with db.transaction(write=True) as conn:
+                made = await _insert(conn, user_id, 1000)  # a sales name
+            seen = [await version(db)]
+            async with db.transaction(write=True) as conn:
+                await connections.update(conn, id=made, connection_name="office-x")
+            seen.append(await version(db))
+            async with db.transaction(write=True) as conn:
+                await connections.delete(conn, id=made)
+            seen.append(await version(db))
+            assert 0 < seen[0] < seen[1] < seen[2], seen
+            _, total = await _page(db, user_id, 2, 20, "connection_name", {"name_contains": "sales"})
+            assert total == sales
+        finally:
+            await db.dispose()
+
+    asyncio.run(write(50))
+    migrate.upgrade(fresh_url)
+    asyncio.run(up_and_in_use())
+    command.downgrade(cfg, "0012")
+    asyncio.run(write(10))  # no trigger left behind that names the dropped table
+    migrate.upgrade(fresh_url)
+
+    async def exact() -> None:
+        db = Database(fresh_url)
+        try:
+            rows = await _everything(db, user_id)
+            assert len(rows) == 60
+            expected = _expected(rows, "connection_name", {"name_contains": "sales"})
+            for _ in range(2):
+                got = await _page(db, user_id, 1, 4, "connection_name", {"name_contains": "sales"})
+                assert got == (expected[:4], len(expected))
+        finally:
+            await db.dispose()
+
+    asyncio.run(exact())
