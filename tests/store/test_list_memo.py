@@ -468,3 +468,31 @@ def test_the_version_migration_on_a_database_in_use(fresh_url: str) -> None:
             await db.dispose()
 
     asyncio.run(exact())
+
+
+def test_requests_arriving_while_a_filter_is_counted_wait_for_that_count(
+    database_url: str, account: str
+) -> None:
+    """32 requests at once for a filter not counted yet count it once, not once each: on PostgreSQL
+    they would otherwise all count side by side."""
+    counts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "count(" in statement.lower():
+            counts.append(statement)
+
+    async def go() -> None:
+        db = Database(database_url)
+        engine = db._lite.engine if db._lite is not None else db._async.sync_engine  # type: ignore[union-attr]
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            results = await asyncio.gather(
+                *(_page(db, account, 3, 20, "-created_at", {"name_contains": "office"}) for _ in range(32))
+            )
+            assert len({total for _, total in results}) == 1
+            assert len(counts) == 1, counts
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+            await db.dispose()
+
+    asyncio.run(go())

@@ -16,6 +16,7 @@ out): every process and instance learns for itself, and nothing is shared that c
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -59,6 +60,9 @@ class Learned:
     version: int
     total: int | None = None
     anchors: dict[Hashable, Anchors] = field(default_factory=dict)  # per order
+    # Held while the total is counted: the requests that arrive meanwhile wait for that count instead
+    # of each counting again (on PostgreSQL, side by side, on every core).
+    counting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def size(self) -> int:
         return 1 + sum(len(of_order.positions) for of_order in self.anchors.values())

@@ -160,15 +160,18 @@ async def fetch_page(
         # Start from the nearest row at or before the page that an earlier page showed.
         known, keys = learned.anchors.setdefault(order.signature, Anchors()).at_or_before(page.offset)
         offset = page.offset - known
-        if driven is not None and scope is not None and await _drive(conn, total, scope, offset + page.size):
-            where, by_ids = driven, True
-        if keys is not None:
-            where = [*where, order.from_(keys)]
         # The total says how many rows the page holds: the walk stops at the last, rather than
         # searching on to the end for rows that are not there (a rare match's page would read them all).
         limit = min(page.size, total - page.offset)
         if limit <= 0:
             return PageResult(rows=[], total=total, page=page)
+        if driven is not None and scope is not None:
+            # A known row is a match the walk starts on: only the rows after it must be searched for.
+            sought = offset + limit - (1 if keys is not None else 0)
+            if await _drive(conn, total, scope, sought):
+                where, by_ids = driven, True
+        if keys is not None:
+            where = [*where, order.from_(keys)]
     stmt = sa.select(*(columns or [table])).order_by(*clauses)
     if (offset or by_ids) and "id" in table.c:
         # A deep page: find its ids first, from the index the order walks (covering where it holds
@@ -206,14 +209,18 @@ async def _learned(
     it was not known yet. The version is read first (store/list_memo.py says why)."""
     version = await first_value(conn, _VERSION, {"table_name": table.name, "user_id": remember.user_id})
     learned = conn.memo.learned((table.name, remember.user_id, remember.filter), version or 0)
-    if learned.total is None:
-        learned.total = (await conn.execute(count)).scalar_one()
-    return learned, learned.total
+    total = learned.total
+    if total is None:
+        async with learned.counting:
+            total = learned.total
+            if total is None:
+                total = learned.total = (await conn.execute(count)).scalar_one()
+    return learned, total
 
 
-async def _drive(conn: Conn, total: int, scope: sa.Select[int], reads: int) -> bool:
-    """Whether `reads` rows of a filter with `total` matches are cheaper found from the narrowing index
+async def _drive(conn: Conn, total: int, scope: sa.Select[int], sought: int) -> bool:
+    """Whether `sought` matches of a filter with `total` are cheaper found from the narrowing index
     (every match, sorted: about `total` rows) than by walking the order's index and testing each row
-    (about `reads` / the matches' share of the scope's rows)."""
+    (about `sought` / the matches' share of the scope's rows)."""
     held = (await conn.execute(scope)).scalar_one()
-    return total * total <= reads * held
+    return total * total <= sought * held
