@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
+import redis
 
 PG_HOST = os.environ.get("TRUNKLINE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TRUNKLINE_TEST_PG_PORT", "5432"))
@@ -127,3 +128,25 @@ def end_listening_sessions(database_url: str, application_name: str) -> int:
             await admin.close()
 
     return asyncio.run(go())
+
+
+def redis_prefix(url: str = REDIS_URL) -> str:
+    """A key prefix of its own in the test Redis (it must answer: `missing` otherwise), for one test's keys;
+    `forget` deletes them."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        missing(f"Redis is not reachable at {url}")
+    finally:
+        client.close()
+    return f"test-{uuid.uuid4().hex[:10]}:"
+
+
+def forget(prefix: str, url: str = REDIS_URL) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+    finally:
+        client.close()

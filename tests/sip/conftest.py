@@ -30,7 +30,7 @@ import telnyx
 
 from tests.conftest import mint_key, test_settings
 from tests.server import LiveServer
-from tests.services import REDIS_URL, missing
+from tests.services import REDIS_URL, forget, missing, redis_prefix
 from trunkline import edge as edge_wiring
 from trunkline.sip.dns import Resolution
 from trunkline.sip.rpc import RpcClient
@@ -231,27 +231,6 @@ class Edge:
                 await db.dispose()
 
         return asyncio.run(go())
-
-
-def redis_prefix(url: str = REDIS_URL) -> str:
-    """A key prefix of its own in a test Redis, for one edge's shared call counts."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        missing(f"Redis is not reachable at {url}")
-    finally:
-        client.close()
-    return f"test-{uuid.uuid4().hex[:10]}:"
-
-
-def forget(prefix: str, url: str = REDIS_URL) -> None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 @contextlib.contextmanager

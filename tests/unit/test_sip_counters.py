@@ -12,22 +12,16 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.services import REDIS_URL, missing
+from tests.services import REDIS_URL, forget, redis_prefix
 from trunkline.sip import counters
 from trunkline.sip.counters import CallsPerCld, Counter, Over, SharedCounters
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        missing(f"Redis is not reachable at {REDIS_URL}")
-    name = f"test:{uuid.uuid4().hex[:10]}:"
+    name = redis_prefix()
     yield name
-    for key in client.scan_iter(f"{name}*"):
-        client.delete(key)
+    forget(name)
 
 
 def edge(prefix: str, *, lease: float = 30.0) -> SharedCounters:
