@@ -496,3 +496,32 @@ def test_requests_arriving_while_a_filter_is_counted_wait_for_that_count(
             await db.dispose()
 
     asyncio.run(go())
+
+
+def test_requests_arriving_while_a_page_is_first_read_wait_for_that_read(
+    database_url: str, account: str
+) -> None:
+    """32 requests at once for a deep page nobody read yet walk to it once: the others start from the
+    row that walk learned."""
+    walks: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        # The walk from the first row: an OFFSET as deep as the page, with no row-value bound.
+        if "OFFSET" in statement and "(connection.connection_name, connection.created_at" not in statement:
+            walks.append(statement)
+
+    async def go() -> None:
+        db = Database(database_url)
+        engine = db._lite.engine if db._lite is not None else db._async.sync_engine  # type: ignore[union-attr]
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            results = await asyncio.gather(
+                *(_page(db, account, 30, 20, "connection_name", {}) for _ in range(32))
+            )
+            assert len({tuple(ids_) for ids_, _ in results}) == 1
+            assert len(walks) == 1, walks
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+            await db.dispose()
+
+    asyncio.run(go())

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +64,24 @@ class Learned:
     # Held while the total is counted: the requests that arrive meanwhile wait for that count instead
     # of each counting again (on PostgreSQL, side by side, on every core).
     counting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The same for a page read from afar, per (order, position): held while the first request reads it.
+    _reading: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
 
     def size(self) -> int:
         return 1 + sum(len(of_order.positions) for of_order in self.anchors.values())
+
+    @contextlib.asynccontextmanager
+    async def first_read(self, order: Hashable, position: int) -> AsyncIterator[None]:
+        """Held while one request reads the page at `position` of `order`; the others wait for it."""
+        key = (order, position)
+        lock = self._reading.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            # Whoever comes later finds the rows this read learned, and needs no lock.
+            if self._reading.get(key) is lock and not lock.locked():
+                del self._reading[key]
 
 
 class ListMemo:

@@ -136,6 +136,7 @@ async def fetch_page(
     remember: Remember | None = None,
     driven: Sequence[sa.ColumnElement[bool]] | None = None,
     scope: sa.Select[int] | None = None,
+    _first: bool = True,
 ) -> PageResult:
     """One page of `table` rows matching `where`, in `order_by` order, with the total count.
 
@@ -159,6 +160,25 @@ async def fetch_page(
         learned, total = await _learned(conn, table, remember, counted)
         # Start from the nearest row at or before the page that an earlier page showed.
         known, keys = learned.anchors.setdefault(order.signature, Anchors()).at_or_before(page.offset)
+        if (keys is None or known != page.offset) and _first:
+            # Requests for this page that arrive while it is first read wait for that read, then
+            # start from the row it learned, instead of each walking to it (on PostgreSQL, side by
+            # side, on every core).
+            async with learned.first_read(order.signature, page.offset):
+                return await fetch_page(
+                    conn,
+                    table,
+                    where=where,
+                    order_by=order_by,
+                    page=page,
+                    columns=columns,
+                    count=count,
+                    by_ids=by_ids,
+                    remember=remember,
+                    driven=driven,
+                    scope=scope,
+                    _first=False,
+                )
         offset = page.offset - known
         # The total says how many rows the page holds: the walk stops at the last, rather than
         # searching on to the end for rows that are not there (a rare match's page would read them all).
