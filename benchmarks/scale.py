@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,10 +353,21 @@ def summary(engine: str, by_size: dict[int, list[Result]]) -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@dataclass
+class CommandLine:
+    """The options this benchmark and benchmarks/scale_lists.py share, parsed."""
+
+    args: argparse.Namespace
+    sizes: list[int]
+    options: Options
+    engines: list[str]
+    parser: argparse.ArgumentParser
+
+
+def command_line(argv: list[str] | None, *, description: str, sizes_help: str) -> CommandLine:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    p.add_argument("--sizes", default="10000,100000", help="comma-separated account sizes, grown in turn")
+    p.add_argument("--sizes", default="10000,100000", help=sizes_help)
     p.add_argument(
         "--postgres", default="postgresql://postgres@127.0.0.1:5432", help="server URL, no database"
     )
@@ -373,15 +384,34 @@ def main(argv: list[str] | None = None) -> int:
                    warmup=a.warmup, seed=0, threads=a.threads, generator="wrk", prism=None, port=a.port,
                    only=a.only)  # fmt: skip
     engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
+    return CommandLine(args=a, sizes=sizes, options=opts, engines=engines, parser=p)
+
+
+RunEngine = Callable[[str, list[int], Options, Path, str], dict[int, list[Result]]]
+
+
+def run_engines(cl: CommandLine, run: RunEngine, prefix: str) -> dict[str, dict[int, list[Result]]] | None:
+    """Each engine's results by size, in a scratch directory removed after; None when interrupted."""
     signal.signal(signal.SIGTERM, _interrupt)
     results: dict[str, dict[int, list[Result]]] = {}
-    with tempfile.TemporaryDirectory(prefix="trunkline-scale-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
         try:
-            for engine in engines:
-                results[engine] = run_engine(engine, sizes, opts, Path(tmpdir), a.postgres)
+            for engine in cl.engines:
+                results[engine] = run(engine, cl.sizes, cl.options, Path(tmpdir), cl.args.postgres)
         except KeyboardInterrupt:
             print("interrupted; cleaning up", file=sys.stderr)
-            return 130
+            return None
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    cl = command_line(
+        argv, description=__doc__ or "", sizes_help="comma-separated account sizes, grown in turn"
+    )
+    a = cl.args
+    results = run_engines(cl, run_engine, "trunkline-scale-")
+    if results is None:
+        return 130
     print(f"trunkline serve --workers {a.workers}; {a.connections} connections, wrk ({wrk_version()}), "
           f"{a.duration:g} s per scenario after {a.warmup:g} s warm-up; page[size]={PAGE_SIZE}; "
           f"{os.cpu_count()} CPUs; cells: req/s / p50 ms / p99 ms")  # fmt: skip

@@ -26,14 +26,11 @@ against N before the timing.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import os
-import signal
 import sqlite3
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -52,8 +49,10 @@ from benchmarks.scale import (
     RARE,
     Server,
     cell,
+    command_line,
     measure,
     progress,
+    run_engines,
     serving,
     stamp,
 )
@@ -492,37 +491,16 @@ def summary(engine: str, by_size: dict[int, list[Result]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    p.add_argument("--sizes", default="10000,100000", help="comma-separated rows per table, grown in turn")
-    p.add_argument(
-        "--postgres", default="postgresql://postgres@127.0.0.1:5432", help="server URL, no database"
+    cl = command_line(
+        argv, description=__doc__ or "", sizes_help="comma-separated rows per table, grown in turn"
     )
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--duration", type=float, default=5, help="seconds measured per scenario (default 5)")
-    p.add_argument("--warmup", type=float, default=1, help="seconds of discarded warm-up (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="wrk threads")
-    p.add_argument("--port", type=int)
-    p.add_argument("--only", action="append", default=[], help="scenarios whose name contains this")
-    a = p.parse_args(argv)
-    sizes = sorted({int(s.replace("_", "")) for s in a.sizes.split(",")})
+    a, sizes = cl.args, cl.sizes
     if sizes[0] < RARE_ROW + 1:
-        p.error(f"sizes start at {RARE_ROW + 1}: the one-row filters name row {RARE_ROW}")
-    opts = Options(workers=a.workers, database_url=None, connections=a.connections, duration=a.duration,
-                   warmup=a.warmup, seed=0, threads=a.threads, generator="wrk", prism=None, port=a.port,
-                   only=a.only)  # fmt: skip
-    engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
-    signal.signal(signal.SIGTERM, _interrupt)
-    results: dict[str, dict[int, list[Result]]] = {}
+        cl.parser.error(f"sizes start at {RARE_ROW + 1}: the one-row filters name row {RARE_ROW}")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    with tempfile.TemporaryDirectory(prefix="trunkline-scale-lists-") as tmpdir:
-        try:
-            for engine in engines:
-                results[engine] = run_engine(engine, sizes, opts, Path(tmpdir), a.postgres)
-        except KeyboardInterrupt:
-            print("interrupted; cleaning up", file=sys.stderr)
-            return 130
+    results = run_engines(cl, run_engine, "trunkline-scale-lists-")
+    if results is None:
+        return 130
     print(f"trunkline serve --workers {a.workers}; {a.connections} connections, wrk ({wrk_version()}), "
           f"{a.duration:g} s per scenario after {a.warmup:g} s warm-up; page[size]={PAGE_SIZE}; "
           f"{os.cpu_count()} CPUs; started {started}, load average now {load()}; "

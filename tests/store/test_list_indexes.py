@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tests.services import postgres_database
 from trunkline.store import connections, ids, migrate
 from trunkline.store.db import Database
 from trunkline.store.paging import Page
@@ -309,15 +307,6 @@ def test_counts_stay_exact_through_inserts_updates_and_deletes(database_url: str
             await db.dispose()
 
     asyncio.run(go())
-
-
-@pytest.fixture
-def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'live.db'}"
-        return
-    with postgres_database() as url:
-        yield url
 
 
 def test_the_migration_indexes_a_database_that_already_holds_connections(

@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tests.services import postgres_database
 from trunkline.store import access_ip_ranges, connections, ids, ips, migrate, outbound_voice_profiles
 from trunkline.store.db import Database
 from trunkline.store.paging import Page
@@ -393,15 +391,6 @@ def test_the_other_lists_answer_alike_warm_and_after_writes(database_url: str) -
             await writer.dispose()
 
     asyncio.run(go())
-
-
-@pytest.fixture
-def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'live.db'}"
-        return
-    with postgres_database() as url:
-        yield url
 
 
 def test_the_version_migration_on_a_database_in_use(fresh_url: str) -> None:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tests.services import postgres_database
 from trunkline.store import connections, ids, migrate
 from trunkline.store import outbound_voice_profiles as profiles
 from trunkline.store.db import Conn, Database
@@ -232,15 +229,6 @@ def test_concurrent_creates_and_moves_leave_the_counter_exact(database_url: str,
         assert counts[a] >= INSERTERS * INSERTS_EACH
 
     _run(database_url, check)
-
-
-@pytest.fixture
-def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'live.db'}"
-        return
-    with postgres_database() as url:
-        yield url
 
 
 def _objects(url: str, backend: str) -> set[str]:
