@@ -1,4 +1,5 @@
-"""Page requests and the two queries every list makes: one for the page, one for the total."""
+"""Page requests and the two queries every list makes, one for the page and one for the total, and
+what a list remembers of both between requests (store/list_memo.py)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class PageResult:
 class Order:
     """A list order: its columns (the key, created_at, id; or created_at, id), all one direction."""
 
-    columns: tuple[sa.ColumnElement[Any], ...]
+    columns: tuple[sa.Column[Any], ...]
     descending: bool
 
     @property
