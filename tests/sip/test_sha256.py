@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import test_settings
-from tests.sip.conftest import REALM, Edge, free_udp_tcp_port
+from tests.sip.conftest import REALM, Edge, FakeResolver, free_udp_tcp_port
 from trunkline import edge as edge_wiring
 from trunkline.sip.service import EdgeService
 
@@ -81,7 +81,8 @@ def sha256_edge(sip_edge: Edge, database_url: str, backend: str) -> Iterator[int
         if backend == "postgresql"
         else None,
     )
-    service: EdgeService = edge_wiring.service(settings).start_in_thread()
+    # Other tests' FQDN connections in the database resolve through the fake resolver, never DNS.
+    service: EdgeService = edge_wiring.service(settings, resolver=FakeResolver()).start_in_thread()
     try:
         yield port
     finally:

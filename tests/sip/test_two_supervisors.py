@@ -24,7 +24,7 @@ import telnyx
 
 from tests.conftest import test_settings
 from tests.services import free_port, missing
-from tests.sip.conftest import REALM, Edge, eventually, free_udp_tcp_port
+from tests.sip.conftest import REALM, Edge, FakeResolver, eventually, free_udp_tcp_port
 from trunkline import edge as edge_wiring
 from trunkline.config import Settings
 from trunkline.sip.rpc import KamailioError, RpcClient
@@ -181,7 +181,7 @@ def test_a_kamailio_left_by_a_killed_supervisor_is_stopped_and_the_edge_starts(
         first.wait(timeout=10)
         assert alive(stale_pid) and answers(rpc)
 
-        service = edge_wiring.service(settings).start_in_thread()
+        service = edge_wiring.service(settings, resolver=FakeResolver()).start_in_thread()
         supervisor = service.supervisor
         assert supervisor.state is State.RUNNING
         assert supervisor.pid is not None and supervisor.pid != stale_pid

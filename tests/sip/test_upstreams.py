@@ -146,8 +146,11 @@ def upstream_edge(
         if backend == "postgresql":
             overrides["sip_database_url"] = database_url.replace("//postgres@", "//trunkline_kamailio@", 1)
         settings = test_settings(database_url, **overrides)
-        service = edge_wiring.service(settings).start_in_thread()
-        edge = Edge(server, service, settings.sip_port, 0, database_url, FakeResolver(), workdir)
+        # The session's database holds other tests' FQDN connections: the edge resolves them through
+        # the fake resolver, never the machine's DNS (tests stay on the machine).
+        resolver = FakeResolver()
+        service = edge_wiring.service(settings, resolver=resolver).start_in_thread()
+        edge = Edge(server, service, settings.sip_port, 0, database_url, resolver, workdir)
         up = UpstreamEdge(edge, gws)
         started.append((up, service))
         return up
