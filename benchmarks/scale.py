@@ -418,8 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     for engine, by_size in results.items():
         print()
         summary(engine, by_size)
-    failed = any(r.errors for by_size in results.values() for rs in by_size.values() for r in rs)
-    return 1 if failed else 0
+    return 1 if any_errors(results) else 0
+
+
+def any_errors(results: dict[str, dict[int, list[Result]]]) -> bool:
+    """Whether any scenario of any engine and size had a failed request: the run's exit status."""
+    return any(r.errors for by_size in results.values() for rs in by_size.values() for r in rs)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -48,6 +48,7 @@ from benchmarks.scale import (
     PAGE_SIZE,
     RARE,
     Server,
+    any_errors,
     cell,
     command_line,
     measure,
@@ -516,12 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in findings or ["none"]:
         print(f"  {line}")
-    failed = any(r.errors for by_size in results.values() for rs in by_size.values() for r in rs)
-    return 1 if failed else 0
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+    return 1 if any_errors(results) else 0
 
 
 if __name__ == "__main__":

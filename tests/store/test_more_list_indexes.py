@@ -12,7 +12,6 @@ import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tests.services import postgres_database
 from tests.store.test_list_indexes import FILTERS, NAMES
 from trunkline.store import access_ip_ranges, connections, fqdns, ids, ips, migrate
 from trunkline.store import outbound_voice_profiles as profiles
@@ -385,15 +383,6 @@ def test_counts_stay_exact_through_inserts_moves_and_deletes(database_url: str) 
         assert [row["id"] for row in moved.rows] == [made["outbound_voice_profile"][5]]
 
     _run(database_url, body, write=True)
-
-
-@pytest.fixture
-def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'live.db'}"
-        return
-    with postgres_database() as url:
-        yield url
 
 
 def test_the_migration_indexes_a_database_that_already_holds_rows(fresh_url: str, backend: str) -> None:
