@@ -60,6 +60,7 @@ class Learned:
     key: Hashable
     version: int
     total: int | None = None
+    held: int | None = None  # the rows of the unfiltered scope, where a plan needs them
     anchors: dict[Hashable, Anchors] = field(default_factory=dict)  # per order
     # Held while the total is counted: the requests that arrive meanwhile wait for that count instead
     # of each counting again (on PostgreSQL, side by side, on every core).

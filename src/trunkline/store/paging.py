@@ -189,7 +189,7 @@ async def fetch_page(
         if driven is not None and scope is not None:
             # A known row is a match the walk starts on: only the rows after it must be searched for.
             sought = offset + limit - (1 if keys is not None else 0)
-            if await _drive(conn, total, scope, sought):
+            if await _drive(conn, learned, total, scope, sought):
                 where, by_ids = driven, True
         if keys is not None:
             where = [*where, order.from_(keys)]
@@ -239,9 +239,11 @@ async def _learned(
     return learned, total
 
 
-async def _drive(conn: Conn, total: int, scope: sa.Select[int], sought: int) -> bool:
+async def _drive(conn: Conn, learned: Learned, total: int, scope: sa.Select[int], sought: int) -> bool:
     """Whether `sought` matches of a filter with `total` are cheaper found from the narrowing index
     (every match, sorted: about `total` rows) than by walking the order's index and testing each row
-    (about `sought` / the matches' share of the scope's rows)."""
-    held = (await conn.execute(scope)).scalar_one()
-    return total * total <= sought * held
+    (about `sought` / the matches' share of the scope's rows). The scope's size is read once per
+    version, as the total is."""
+    if learned.held is None:
+        learned.held = (await conn.execute(scope)).scalar_one()
+    return total * total <= sought * learned.held
