@@ -173,8 +173,9 @@ def test_round_robin_spreads_calls_over_the_routes(sip_edge: Edge, pbxs: Any) ->
     assert done.returncode == 0, done.stderr[-3000:]
     counts = collections.Counter({r.ip: len(r.invites(number.removeprefix("+"))) for r in routes})
     assert sum(counts.values()) == 45
-    # 15 each expected; fewer than 6 on a route happens by chance about once in a thousand runs.
-    assert min(counts.values()) >= 6, counts
+    # 15 each expected. Fewer than 4 on a route happens by chance in 7 runs of 100,000 (the exact
+    # multinomial sum); a router that does not shuffle puts all 45 on one route.
+    assert min(counts.values()) >= 4, counts
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -158,9 +158,12 @@ def upstream_edge(
     yield start
     errors: list[str] = []
     for up, service in started:
+        # The edge stops first: a gateway's SIPp ends its TCP connections with a reset, which
+        # Kamailio's core logs at ERROR (tcp_read_data: "Connection reset by peer") if it is still
+        # reading them.
+        service.stop_thread()
         for gw in up.gateways:
             gw.stop()
-        service.stop_thread()
         log = service.supervisor.log_path
         text = log.read_text(errors="replace") if log.exists() else ""
         errors += [line for line in text.splitlines() if "ERROR" in line]
