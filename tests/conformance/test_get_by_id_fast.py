@@ -219,10 +219,10 @@ def test_fast_reads_give_what_sqlalchemy_reads(
                 id = records["profile"]
                 row = await outbound_voice_profiles.get(conn, user_id=user_id, id=id)
                 assert row is not None
-                assert (
-                    await outbound_voice_profiles.get_document(conn, user_id=user_id, id=id)
-                    == row["document"]
-                )
+                counts = await store_connections.count_by_profile(conn, profile_ids=[id])
+                found = await outbound_voice_profiles.get_document(conn, user_id=user_id, id=id)
+                assert found == (row["document"], counts.get(id, 0))
+                assert await outbound_voice_profiles.get_document(conn, user_id="x", id=id) is None
                 for id in records["connections"]:
                     row = await store_connections.get(conn, user_id=user_id, id=id)
                     assert row is not None

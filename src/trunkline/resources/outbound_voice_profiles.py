@@ -97,12 +97,13 @@ class OutboundVoiceProfile(OutboundVoiceProfileCreate):
 
 
 async def get(conn: Conn, user_id: str, id: str) -> dict[str, Any]:
-    # The hot path: the document alone, by a statement built once (store/outbound_voice_profiles.py,
-    # `get_document`), then the count, as `_records` adds it.
-    document = await store.get_document(conn, user_id=user_id, id=id)
-    if document is None:
+    # The hot path: the document and its count in one statement built once
+    # (store/outbound_voice_profiles.py, `get_document`), the record as `_records` makes it.
+    found = await store.get_document(conn, user_id=user_id, id=id)
+    if found is None:
         raise ResourceNotFound(f"Outbound voice profile {id} not found.")
-    return {**orjson.loads(document), "connections_count": await _count(conn, id)}
+    document, count = found
+    return {**orjson.loads(document), "connections_count": count}
 
 
 async def list_(

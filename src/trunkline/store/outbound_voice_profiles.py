@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from trunkline.store import ids, search
-from trunkline.store.db import Conn, first_value
+from trunkline.store.db import Conn, first_row
 from trunkline.store.locks import Lock, delete_row, locking
 from trunkline.store.paging import Page, PageResult, Remember, account_total, fetch_page, sort_order
 from trunkline.store.schema import outbound_voice_profile as ovp
+from trunkline.store.schema import profile_connection_count
 
 
 async def insert(conn: Conn, **values: Any) -> None:
@@ -25,18 +26,24 @@ async def get(conn: Conn, *, user_id: str, id: str, lock: Lock | None = None) ->
     return (await conn.execute(stmt)).mappings().first()
 
 
-# GET by id, a statement built once (as store/connections.py's `_DOCUMENT_OF_KIND`).
-_DOCUMENT = sa.select(ovp.c.document).where(
-    ovp.c.id == sa.bindparam("id"), ovp.c.user_id == sa.bindparam("user_id")
-)
+# GET by id, a statement built once (as store/connections.py's `_DOCUMENT_OF_KIND`): the document and
+# its connection count (migration 0012's table, no row when none) in one read.
+_counted = profile_connection_count.c
+_DOCUMENT = sa.select(
+    ovp.c.document,
+    sa.select(_counted.n).where(_counted.outbound_voice_profile_id == ovp.c.id).scalar_subquery(),
+).where(ovp.c.id == sa.bindparam("id"), ovp.c.user_id == sa.bindparam("user_id"))
 
 
-async def get_document(conn: Conn, *, user_id: str, id: str) -> str | None:
-    """The stored record (JSON text, without `connections_count`) of a profile of this account, or None."""
+async def get_document(conn: Conn, *, user_id: str, id: str) -> tuple[str, int] | None:
+    """The stored record (JSON text, without `connections_count`) of a profile of this account and how
+    many connections name it, or None."""
     if not ids.is_numeric_id(id):
         return None
-    document: str | None = await first_value(conn, _DOCUMENT, {"id": id, "user_id": user_id})
-    return document
+    row = await first_row(conn, _DOCUMENT, {"id": id, "user_id": user_id})
+    if row is None:
+        return None
+    return row[0], int(row[1] or 0)
 
 
 async def list_(
