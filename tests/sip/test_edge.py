@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import telnyx
 
 from tests.sip.conftest import REALM, Edge, eventually, free_udp_tcp_port
+from trunkline.sip import process_group
 from trunkline.store import changes, ids
 from trunkline.store import fqdns as store_fqdns
 from trunkline.store.schema import outbound_voice_profile
@@ -333,6 +334,27 @@ def test_supervisor_restarts_a_dead_kamailio(sip_edge: Edge) -> None:
     eventually(
         lambda: supervisor.pid not in (None, before) and supervisor.state.value == "running", timeout=15
     )
+    client, user = sip_edge.account(), new_user()
+    credential(client, user)
+    assert sip_edge.register(user, PASSWORD).returncode == 0
+
+
+def test_supervisor_restarts_kamailio_whose_main_process_died_alone(sip_edge: Edge) -> None:
+    """Kamailio's workers outlive a main process killed on its own (a crash, the OOM killer) and keep
+    the SIP port: the supervisor stops them before it starts the next Kamailio, which then binds."""
+    import os
+    import signal
+
+    supervisor = sip_edge.service.supervisor
+    before = supervisor.pid
+    assert before is not None
+    workers = process_group.members(before, supervisor.config_path)
+    assert len(workers) > 1, workers
+    os.kill(before, signal.SIGKILL)
+    eventually(
+        lambda: supervisor.pid not in (None, before) and supervisor.state.value == "running", timeout=15
+    )
+    assert process_group.members(before, supervisor.config_path) == []
     client, user = sip_edge.account(), new_user()
     credential(client, user)
     assert sip_edge.register(user, PASSWORD).returncode == 0

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from trunkline.sip import certs, edge_db, render
+from trunkline.sip import certs, edge_db, process_group, render
 from trunkline.sip.owner import DirectoryLock
 from trunkline.sip.rpc import KamailioError, RpcClient
 from trunkline.sip.state import EdgeConfig
@@ -257,22 +257,23 @@ class Supervisor:
             return ""
 
     def _reap_stale(self) -> None:
-        """Stop a Kamailio of ours that outlived its supervisor (e.g. SIGKILLed): it holds the port.
+        """Stop what is left of the last Kamailio started here: one that outlived its supervisor (e.g.
+        SIGKILLed), or the workers of one whose main process died alone (sip/process_group.py). Either
+        holds the SIP ports and writes Kamailio's own database.
 
         Called only with the directory's lock held, so the pid file is no live supervisor's.
         """
         try:
             pid = int(self.pid_path.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return
-        if str(self.config_path).encode() in cmdline:
-            log.warning("stopping a stale kamailio (pid %d) left by an earlier run", pid)
-            with _gone():
-                os.killpg(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
+        stopped = process_group.kill(pid, self.config_path)
+        if stopped:
+            log.warning(
+                "stopped %d processes of an earlier kamailio (process group %d) that still held its ports",
+                len(stopped),
+                pid,
+            )
 
     def _fail(self, why: str) -> None:
         tail = self.log_tail(8)
