@@ -23,6 +23,7 @@ import pytest
 import telnyx
 
 from tests.conftest import test_settings
+from tests.processes import alive
 from tests.services import free_port, missing
 from tests.sip.conftest import REALM, Edge, FakeResolver, eventually, free_udp_tcp_port
 from trunkline import edge as edge_wiring
@@ -77,15 +78,6 @@ def answers(rpc: RpcClient) -> bool:
     except KamailioError:
         return False
     return True
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def new_user() -> str:

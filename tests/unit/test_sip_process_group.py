@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import alive
 from trunkline.sip import process_group
 
 # A leader that forks two workers into its group, prints their pids, and waits: Kamailio's shape.
@@ -48,14 +49,6 @@ def family(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[int], P
     with contextlib.suppress(ProcessLookupError):
         os.killpg(leader.pid, signal.SIGKILL)
     leader.wait(timeout=10)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != b"Z"
 
 
 def test_workers_left_by_a_dead_leader_are_found_and_stopped(
